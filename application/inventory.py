@@ -1,0 +1,78 @@
+"""Commands that move stock."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+
+from application.context import CommandContext
+from application.store import EventStore, Outcome, UnitOfWork
+from domain.catalogue import Product
+from domain.errors import IllegalTransition, InvalidValue
+from domain.inventory import StockItem
+from domain.locations import Location
+from domain.values import Money
+
+
+class ReceiveStock(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """Goods arrived at a location."""
+
+    product_id: UUID
+    location_id: UUID
+    quantity: int
+    unit_cost: Money | None = None
+    document: str | None = None
+
+
+class AdjustStock(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """Correct the on-hand count by a signed quantity, with a reason."""
+
+    product_id: UUID
+    location_id: UUID
+    quantity: int
+    reason: str
+    document: str | None = None
+
+
+def stock_item_for(unit: UnitOfWork, product_id: UUID, location_id: UUID) -> StockItem:
+    """The stock item of a product at a location, opened on first use."""
+    product = unit.get(Product, product_id)
+    location = unit.get(Location, location_id)
+    item = unit.find(StockItem, StockItem.create_id(product.id, location.id))
+    if item is None:
+        if not location.active:
+            raise IllegalTransition("the location is deactivated")
+        item = StockItem.open(product.id, location.id)
+        unit.add(item)
+    return item
+
+
+def receive_stock(
+    store: EventStore, context: CommandContext, command: ReceiveStock
+) -> Outcome[StockItem]:
+    """Book goods in at a unit cost (the product's cost when none is given)."""
+
+    def decide(unit: UnitOfWork) -> StockItem:
+        item = stock_item_for(unit, command.product_id, command.location_id)
+        product = unit.get(Product, command.product_id)
+        unit_cost = command.unit_cost or product.cost
+        if unit_cost.currency != product.cost.currency:
+            raise InvalidValue("unitCost", f"must be in {product.cost.currency}")
+        item.receive(command.quantity, unit_cost, document=command.document)
+        return item
+
+    return store.execute(context, decide)
+
+
+def adjust_stock(
+    store: EventStore, context: CommandContext, command: AdjustStock
+) -> Outcome[StockItem]:
+    """Add or remove units outside of orders and receipts (damage, found, correction)."""
+
+    def decide(unit: UnitOfWork) -> StockItem:
+        item = stock_item_for(unit, command.product_id, command.location_id)
+        item.adjust(command.quantity, reason=command.reason, document=command.document)
+        return item
+
+    return store.execute(context, decide)

@@ -1,0 +1,135 @@
+"""Settings: one frozen value built from PMS_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value we cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a PMS process needs to know about its environment."""
+
+    database_url: str = ""
+    nats_url: str = ""
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+    jwt_secret: str = field(default="", repr=False)
+    jwt_issuer: str = "pms"
+    jwt_audience: str = "pms-api"
+    access_token_ttl_seconds: int = 900
+    admin_email: str = "admin@example.com"
+    admin_password: str = field(default="", repr=False)
+    max_body_bytes: int = 1024 * 1024
+    rate_limit_per_minute: int = 100
+    min_position_wait_seconds: float = 2.0
+    db_pool_size: int = 10
+    command_retries: int = 5
+    api_workers: int = 1
+    stream_name: str = "PMS_EVENTS"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read PMS_* variables (from `env`, or the process environment when None)."""
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            database_url=env.get("PMS_DATABASE_URL", ""),
+            nats_url=env.get("PMS_NATS_URL", ""),
+            redis_url=env.get("PMS_REDIS_URL", ""),
+            host=env.get("PMS_HOST", defaults.host),
+            port=_int(env, "PMS_PORT", defaults.port),
+            data_dir=Path(env.get("PMS_DATA_DIR", str(defaults.data_dir))),
+            log_level=env.get("PMS_LOG_LEVEL", defaults.log_level).upper(),
+            jwt_secret=env.get("PMS_JWT_SECRET", ""),
+            jwt_issuer=env.get("PMS_JWT_ISSUER", defaults.jwt_issuer),
+            jwt_audience=env.get("PMS_JWT_AUDIENCE", defaults.jwt_audience),
+            access_token_ttl_seconds=_int(
+                env, "PMS_ACCESS_TOKEN_TTL", defaults.access_token_ttl_seconds
+            ),
+            admin_email=env.get("PMS_ADMIN_EMAIL", defaults.admin_email),
+            admin_password=env.get("PMS_ADMIN_PASSWORD", ""),
+            max_body_bytes=_int(env, "PMS_MAX_BODY_BYTES", defaults.max_body_bytes),
+            rate_limit_per_minute=_int(env, "PMS_RATE_LIMIT", defaults.rate_limit_per_minute),
+            min_position_wait_seconds=_float(
+                env, "PMS_MIN_POSITION_WAIT", defaults.min_position_wait_seconds
+            ),
+            db_pool_size=_int(env, "PMS_DB_POOL_SIZE", defaults.db_pool_size),
+            command_retries=_int(env, "PMS_COMMAND_RETRIES", defaults.command_retries),
+            api_workers=_int(env, "PMS_API_WORKERS", defaults.api_workers),
+            stream_name=env.get("PMS_STREAM_NAME", defaults.stream_name),
+        )
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced."""
+        return replace(self, **changes)
+
+    def require_servers(self) -> None:
+        """Fail with a one-line reason when a server URL is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("PMS_DATABASE_URL", self.database_url),
+                ("PMS_NATS_URL", self.nats_url),
+                ("PMS_REDIS_URL", self.redis_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise SettingsError(f"missing {', '.join(missing)} (or run `pms dev`)")
+        if not self.jwt_secret:
+            raise SettingsError("missing PMS_JWT_SECRET")
+
+    def as_env(self) -> dict[str, str]:
+        """The PMS_* variables that reproduce these settings in a child process."""
+        return {
+            "PMS_DATABASE_URL": self.database_url,
+            "PMS_NATS_URL": self.nats_url,
+            "PMS_REDIS_URL": self.redis_url,
+            "PMS_HOST": self.host,
+            "PMS_PORT": str(self.port),
+            "PMS_DATA_DIR": str(self.data_dir),
+            "PMS_LOG_LEVEL": self.log_level,
+            "PMS_JWT_SECRET": self.jwt_secret,
+            "PMS_JWT_ISSUER": self.jwt_issuer,
+            "PMS_JWT_AUDIENCE": self.jwt_audience,
+            "PMS_ACCESS_TOKEN_TTL": str(self.access_token_ttl_seconds),
+            "PMS_ADMIN_EMAIL": self.admin_email,
+            "PMS_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "PMS_RATE_LIMIT": str(self.rate_limit_per_minute),
+            "PMS_MIN_POSITION_WAIT": str(self.min_position_wait_seconds),
+            "PMS_DB_POOL_SIZE": str(self.db_pool_size),
+            "PMS_COMMAND_RETRIES": str(self.command_retries),
+            "PMS_API_WORKERS": str(self.api_workers),
+            "PMS_STREAM_NAME": self.stream_name,
+        }

@@ -1,0 +1,193 @@
+"""Our seam around the event store: load aggregates, decide, save atomically, retry conflicts."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, Transcoding
+from psycopg.conninfo import conninfo_to_dict
+
+from application.context import CommandContext
+from application.settings import Settings
+from domain.errors import Conflict, NotFound
+from domain.values import Money
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")
+
+RECORDER_TOPIC = "application.recorder:XidOrderedRecorder"
+
+
+class ConcurrencyConflict(Conflict):
+    """The command lost every retry to concurrent writers."""
+
+    code = "concurrency-conflict"
+
+
+class VersionMismatch(Conflict):
+    """The client's If-Match version is not the aggregate's current version."""
+
+    code = "version-mismatch"
+
+
+class MoneyAsDict(Transcoding):
+    """Stores Money as {"amount", "currency"}."""
+
+    type = Money
+    name = "money"
+
+    def encode(self, obj: Money) -> dict[str, Any]:
+        return {"amount": obj.amount, "currency": obj.currency}
+
+    def decode(self, data: dict[str, Any]) -> Money:
+        return Money(int(data["amount"]), str(data["currency"]))
+
+
+class PmsApplication(Application[UUID]):
+    """The one event-sourced application: one notification log for all aggregates."""
+
+    name = "pms"
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        """Add our value objects to the library's JSON transcoder."""
+        super().register_transcodings(transcoder)
+        transcoder.register(MoneyAsDict())
+
+
+def application_env(settings: Settings) -> dict[str, str]:
+    """eventsourcing's environment for our PostgreSQL event store."""
+    params = conninfo_to_dict(settings.database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC,
+        "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(params.get("port", "5432")),
+        "POSTGRES_USER": str(params.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(params.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(settings.db_pool_size),
+        "POSTGRES_MAX_OVERFLOW": "0",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "5",
+        "CREATE_TABLE": "n",
+    }
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """What a command decided, and the store position of its last event."""
+
+    value: T
+    position: int
+
+
+class UnitOfWork:
+    """The aggregates one command attempt loaded or created; saved together or not at all."""
+
+    def __init__(self, app: PmsApplication) -> None:
+        self._app = app
+        self._aggregates: dict[UUID, Aggregate] = {}
+
+    def get(self, cls: type[A], aggregate_id: UUID, *, version: int | None = None) -> A:
+        """Load an aggregate of type `cls`, or raise NotFound; check If-Match `version`."""
+        found = self.find(cls, aggregate_id)
+        if found is None:
+            raise NotFound(f"{cls.__name__.lower()} {aggregate_id} not found", id=aggregate_id)
+        if version is not None and found.version != version:
+            raise VersionMismatch(
+                f"{cls.__name__.lower()} is at version {found.version}, not {version}",
+                current_version=found.version,
+            )
+        return found
+
+    def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        """Load an aggregate of type `cls` if it exists."""
+        cached = self._aggregates.get(aggregate_id)
+        if cached is None:
+            try:
+                cached = cast(Aggregate, self._app.repository.get(aggregate_id))
+            except AggregateNotFoundError:
+                return None
+            self._aggregates[aggregate_id] = cached
+        return cached if isinstance(cached, cls) else None
+
+    def add(self, *aggregates: Aggregate) -> None:
+        """Include new aggregates in this unit's save."""
+        for aggregate in aggregates:
+            self._aggregates[aggregate.id] = aggregate
+
+    def changed(self) -> list[Aggregate]:
+        """Aggregates with events waiting to be saved."""
+        return [a for a in self._aggregates.values() if a.pending_events]
+
+
+class EventStore:
+    """Runs commands against the event store with optimistic concurrency."""
+
+    def __init__(self, app: PmsApplication, *, retries: int = 5) -> None:
+        self.app = app
+        self.retries = retries
+
+    @classmethod
+    def connect(cls, settings: Settings) -> EventStore:
+        """An event store on the PostgreSQL server of `settings`."""
+        app = PmsApplication(env=application_env(settings))
+        return cls(app, retries=settings.command_retries)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.app.close()
+
+    def execute(self, context: CommandContext, decide: Callable[[UnitOfWork], T]) -> Outcome[T]:
+        """Run `decide` on fresh aggregates and save what it changed in one transaction.
+
+        A concurrent write to any of the same aggregates makes the save fail its version
+        check; then the whole decision is taken again on the new state, a bounded number of
+        times, so a business rule is never checked against stale state.
+        """
+        for attempt in range(self.retries + 1):
+            unit = UnitOfWork(self.app)
+            value = decide(unit)
+            changed = unit.changed()
+            if not changed:
+                return Outcome(value, self.max_position())
+            try:
+                recordings = self.app.save(*changed, metadata=context.metadata())
+            except IntegrityError:
+                log.info("version conflict, attempt %d of %s", attempt + 1, self.retries + 1)
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                continue
+            return Outcome(value, recordings[-1].notification.id)
+        raise ConcurrencyConflict("too many concurrent changes to the same records; try again")
+
+    def max_position(self) -> int:
+        """The position of the newest event readers may see."""
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    def notifications(
+        self, after: int, limit: int, *, stop: int | None = None
+    ) -> Sequence[Notification]:
+        """Stored events after position `after`, oldest first."""
+        return self.app.recorder.select_notifications(
+            start=after, limit=limit, stop=stop, inclusive_of_start=False
+        )
+
+    def iter_notifications(self, after: int, *, batch: int = 1000) -> Iterator[Notification]:
+        """Every stored event after `after` that readers may see now."""
+        while True:
+            page = self.notifications(after, batch)
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1].id

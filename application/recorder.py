@@ -37,7 +37,7 @@ ORDINAL_BITS = 20
 
 MAX_EVENTS_PER_SAVE = 2**ORDINAL_BITS - 1
 
-HORIZON_SQL = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)"
+HORIZON_SQL = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {ORDINAL_BITS})"
 """Positions below this are final. Every SQL reader by position must bound its read with it,
 in the same statement (so the same snapshot) as the read: ``notification_id < HORIZON_SQL``."""
 
@@ -168,8 +168,11 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
         statement: Composed = self.select_statement + SQL("")
         params: list[Any] = []
         if start is not None:
-            op = ">=" if inclusive_of_start else ">"
-            statement += SQL(" AND notification_id " + op + " %s")
+            statement += (
+                SQL(" AND notification_id >= %s")
+                if inclusive_of_start
+                else SQL(" AND notification_id > %s")
+            )
             params.append(start)
         if stop is not None:
             statement += SQL(" AND notification_id <= %s")

@@ -1,0 +1,41 @@
+"""What each role may do."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from domain.identity import Role
+
+
+class Permission(StrEnum):
+    """One permission per kind of route."""
+
+    CATALOGUE_READ = "catalogue:read"
+    CATALOGUE_WRITE = "catalogue:write"
+    PRICES_WRITE = "prices:write"
+    INVENTORY_READ = "inventory:read"
+    INVENTORY_WRITE = "inventory:write"
+    LOCATIONS_WRITE = "locations:write"
+    REPORTS_READ = "reports:read"
+    USERS_ADMIN = "users:admin"
+
+
+_READ = frozenset({Permission.CATALOGUE_READ, Permission.INVENTORY_READ, Permission.REPORTS_READ})
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    "viewer": _READ,
+    "employee": _READ | {Permission.CATALOGUE_WRITE, Permission.INVENTORY_WRITE},
+    "manager": _READ
+    | {
+        Permission.CATALOGUE_WRITE,
+        Permission.PRICES_WRITE,
+        Permission.INVENTORY_WRITE,
+        Permission.LOCATIONS_WRITE,
+    },
+    "admin": frozenset(Permission),
+}
+
+
+def allows(role: str, permission: Permission) -> bool:
+    """Whether `role` has `permission` (unknown roles have none)."""
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())  # type: ignore[call-overload]

@@ -1,0 +1,74 @@
+"""Keyset pagination with opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from domain.errors import InvalidValue
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where a list starts and how it is ordered."""
+
+    sort_column: str
+    descending: bool
+    limit: int
+    after: tuple[Any, str] | None  # (sort value, id) of the last row already seen
+
+    def order_sql(self) -> str:
+        """ORDER BY clause: the sort column, then id as tie-breaker."""
+        direction = "DESC" if self.descending else "ASC"
+        return f"ORDER BY {self.sort_column} {direction}, id {direction}"
+
+    def where_sql(self) -> tuple[str, list[Any]]:
+        """Predicate that skips rows up to the cursor (or TRUE)."""
+        if self.after is None:
+            return "TRUE", []
+        op = "<" if self.descending else ">"
+        return f"({self.sort_column}, id) {op} (%s, %s)", [self.after[0], self.after[1]]
+
+
+def parse_page(
+    *,
+    sort: str | None,
+    cursor: str | None,
+    limit: int | None,
+    columns: dict[str, str],
+    default: str,
+) -> Page:
+    """Validate `?sort=`, `?cursor=`, `?limit=` against the sortable `columns` (wire → SQL)."""
+    sort = sort or default
+    descending = sort.startswith("-")
+    field = sort.lstrip("-")
+    if field not in columns:
+        raise InvalidValue("sort", f"sortable fields: {', '.join(sorted(columns))}")
+    limit = DEFAULT_LIMIT if limit is None else limit
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidValue("limit", f"must be between 1 and {MAX_LIMIT}")
+    after = None
+    if cursor:
+        try:
+            decoded = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode() + b"=="))
+            if decoded[0] != sort or len(decoded) != 3:
+                raise ValueError("cursor for another sort order")
+            after = (decoded[1], str(decoded[2]))
+        except (ValueError, TypeError, IndexError, msgspec.DecodeError):
+            raise InvalidValue("cursor", "not a cursor of this list") from None
+    return Page(sort_column=columns[field], descending=descending, limit=limit, after=after)
+
+
+def next_cursor(page: Page, sort: str, rows: list[dict[str, Any]], key: str) -> str | None:
+    """The cursor after the last row, or None when the list ended."""
+    if len(rows) < page.limit:
+        return None
+    last = rows[-1]
+    payload = msgspec.json.encode([sort, last[key], str(last["id"])])
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")

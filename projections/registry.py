@@ -1,0 +1,18 @@
+"""The projection groups this system runs."""
+
+from __future__ import annotations
+
+from projections.base import ProjectionGroup
+from projections.catalogue import ProductsProjection
+from projections.locations import LocationsProjection
+from projections.stock_levels import StockLevelsProjection
+
+
+def projection_groups() -> tuple[ProjectionGroup, ...]:
+    """Every group, each with its own durable consumer and tracked position."""
+    return (
+        ProjectionGroup(
+            name="main",
+            projections=(ProductsProjection(), LocationsProjection(), StockLevelsProjection()),
+        ),
+    )

@@ -1,0 +1,91 @@
+"""Feeds a projection group from its durable JetStream consumer and announces changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import msgspec
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+
+from projections.base import Change
+from workers import envelope
+from workers.projector import GroupProjector, Incoming
+
+log = logging.getLogger(__name__)
+
+FETCH_BATCH = 256
+_change_encoder = msgspec.json.Encoder()
+
+
+def consumer_name(group: str) -> str:
+    """The durable consumer of a projection group."""
+    return f"projector-{group}"
+
+
+async def publish_changes(js: JetStreamContext, changes: Sequence[Change]) -> None:
+    """Publish committed changes on `pms.changes.<topic>` (deduplicated by position)."""
+    acks = []
+    for change in changes:
+        body = _change_encoder.encode(
+            {"event": change.event, "position": change.position, "data": change.data}
+        )
+        acks.append(
+            await js.publish_async(
+                f"{envelope.CHANGES_SUBJECT_PREFIX}.{change.topic}",
+                body,
+                headers={"Nats-Msg-Id": f"{change.position}:{change.topic}"},
+            )
+        )
+    await asyncio.gather(*acks)
+
+
+async def run_consumer(
+    projector: GroupProjector,
+    connection: AsyncConnection[TupleRow],
+    js: JetStreamContext,
+    stream: str,
+    stop: asyncio.Event,
+) -> None:
+    """Fetch, apply in one transaction, publish the changes, then ack; until `stop`."""
+    await projector.ensure_tracking(connection)
+    subscription = await js.pull_subscribe(
+        f"{envelope.EVENTS_SUBJECT_PREFIX}.>",
+        durable=consumer_name(projector.group.name),
+        stream=stream,
+        config=ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30.0,
+            max_ack_pending=FETCH_BATCH * 4,
+        ),
+    )
+    log.info("projector %s consuming %s", projector.group.name, stream)
+    while not stop.is_set():
+        try:
+            messages = await subscription.fetch(FETCH_BATCH, timeout=0.5)
+        except (NatsTimeoutError, TimeoutError):
+            continue
+        batch = [
+            Incoming(
+                notification=envelope.decode(message.data),
+                previous=int((message.headers or {}).get(envelope.PREVIOUS_HEADER, "0")),
+            )
+            for message in messages
+        ]
+        result = await projector.apply_batch(connection, batch)
+        if result.caught_up:
+            log.warning(
+                "projector %s read %d missing events from the store",
+                projector.group.name,
+                result.caught_up,
+            )
+        if result.changes:
+            await publish_changes(js, result.changes)
+        for message in messages:
+            await message.ack()

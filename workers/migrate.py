@@ -1,0 +1,30 @@
+"""Create or update every table: the event store, transport positions and read models."""
+
+from __future__ import annotations
+
+import psycopg
+
+from application.store import EventStore
+from projections.registry import projection_groups
+from workers import projector, relay
+
+
+def read_side_ddl() -> list[str]:
+    """DDL of the position tables and every projection's tables, in order."""
+    statements = [relay.DDL, projector.DDL]
+    for group in projection_groups():
+        statements.extend(projection.ddl for projection in group.projections)
+    return statements
+
+
+def migrate(store: EventStore, database_url: str) -> None:
+    """Idempotently bring the database schema up to date."""
+    store.app.recorder.create_table()  # type: ignore[attr-defined]
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        # One migrator at a time when several processes start together.
+        connection.execute("SELECT pg_advisory_lock(724001)")
+        try:
+            for statement in read_side_ddl():
+                connection.execute(statement)  # type: ignore[arg-type]
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(724001)")

@@ -107,7 +107,7 @@ class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         token = bearer_token(connection)
         if token is None:
             raise NotAuthorizedException("missing bearer token")
-        issuer: TokenIssuer = connection.app.state.tokens
+        issuer: TokenIssuer = connection.app.state.services.tokens
         principal = issuer.verify(token)
         return AuthenticationResult(user=principal, auth=token)
 

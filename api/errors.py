@@ -65,7 +65,7 @@ def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
             exc.detail,
             shortages=[asdict(s) for s in exc.shortages],
         )
-    extra = {k: v for k, v in exc.extra.items() if isinstance(v, str | int)}
+    extra: dict[str, Any] = {k: v for k, v in exc.extra.items() if isinstance(v, str | int)}
     return problem(409, exc.code, "Conflict", exc.detail, **extra)
 
 
@@ -131,5 +131,3 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: _http_error,
     Exception: _unexpected,
 }
-
-

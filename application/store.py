@@ -12,10 +12,11 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from psycopg.conninfo import conninfo_to_dict
 
 from application.context import CommandContext
+from application.recorder import StoredNotification
 from application.settings import Settings
 from domain.errors import Conflict, NotFound
 from domain.values import Money
@@ -177,13 +178,14 @@ class EventStore:
 
     def notifications(
         self, after: int, limit: int, *, stop: int | None = None
-    ) -> Sequence[Notification]:
-        """Stored events after position `after`, oldest first."""
-        return self.app.recorder.select_notifications(
+    ) -> Sequence[StoredNotification]:
+        """Stored events after position `after`, oldest first, with their metadata."""
+        page = self.app.recorder.select_notifications(
             start=after, limit=limit, stop=stop, inclusive_of_start=False
         )
+        return cast(Sequence[StoredNotification], page)
 
-    def iter_notifications(self, after: int, *, batch: int = 1000) -> Iterator[Notification]:
+    def iter_notifications(self, after: int, *, batch: int = 1000) -> Iterator[StoredNotification]:
         """Every stored event after `after` that readers may see now."""
         while True:
             page = self.notifications(after, batch)

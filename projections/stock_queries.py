@@ -58,3 +58,14 @@ async def get_product_stock(
         available=on_hand - reserved,
         locations=locations,
     )
+
+
+class StockItemView(msgspec.Struct, rename="camel", frozen=True):
+    """One product's stock at one location, as a command answers it."""
+
+    product_id: UUID
+    location_id: UUID
+    on_hand: int
+    reserved: int
+    available: int
+    version: int

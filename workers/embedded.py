@@ -267,7 +267,9 @@ def _clear_stale_pidfile(pgdata: Path) -> None:
     with contextlib.suppress(OSError):  # a postmaster runs in its data dir (Linux /proc)
         if parent is not None and Path(f"/proc/{pid}/cwd").samefile(pgdata):
             if parent != 1:  # its owner still runs: not ours to stop
-                raise RuntimeError(f"PostgreSQL (pid {pid}) already serves {pgdata}; stop it first")
+                raise RuntimeError(
+                    f"PostgreSQL (pid {pid}) already serves {pgdata}: kill -INT {pid}"
+                )
             _stop_orphan(pid)
     pidfile.unlink(missing_ok=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
+from application.recorder import XidOrderedRecorder
 from application.store import EventStore
 from projections.registry import projection_groups
 from workers import projector, relay
@@ -19,11 +20,14 @@ def read_side_ddl() -> list[str]:
 
 def migrate(store: EventStore, database_url: str) -> None:
     """Idempotently bring the database schema up to date."""
-    store.app.recorder.create_table()  # type: ignore[attr-defined]
+    recorder = store.app.recorder
+    if not isinstance(recorder, XidOrderedRecorder):
+        raise TypeError(f"unexpected event store recorder {type(recorder).__name__}")
     with psycopg.connect(database_url, autocommit=True) as connection:
         # One migrator at a time when several processes start together.
         connection.execute("SELECT pg_advisory_lock(724001)")
         try:
+            recorder.create_table()
             for statement in read_side_ddl():
                 connection.execute(statement)  # type: ignore[arg-type]
         finally:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from uuid import UUID
 
 from eventsourcing.persistence import Mapper
 from psycopg import AsyncConnection, AsyncCursor
@@ -58,7 +59,7 @@ class GroupProjector:
     store first (never skipped), whatever the transport delivered.
     """
 
-    def __init__(self, group: ProjectionGroup, store: EventStore, mapper: Mapper[object]) -> None:
+    def __init__(self, group: ProjectionGroup, store: EventStore, mapper: Mapper[UUID]) -> None:
         self.group = group
         self.store = store
         self.mapper = mapper
@@ -131,4 +132,3 @@ class GroupProjector:
                 changes = await projection.apply(cursor, event, info)
                 result.changes.extend(replace(c, position=notification.id) for c in changes)
         result.position = notification.id
-

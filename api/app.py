@@ -1,0 +1,74 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api.auth import TokenAuthenticationMiddleware
+from api.dependencies import DEPENDENCIES
+from api.errors import EXCEPTION_HANDLERS
+from api.health import health
+from api.middleware import request_id_middleware
+from api.routes.auth import AuthController
+from api.routes.catalogue import ProductController
+from api.routes.inventory import InventoryController
+from api.routes.locations import LocationController
+from api.services import Services
+from api.ws import changes_socket
+from application.settings import Settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the API for `settings` (read from the environment when None)."""
+    settings = settings or Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        services = await Services.start(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    api_v1 = Router(
+        path="/api/v1",
+        route_handlers=[AuthController, ProductController, LocationController, InventoryController],
+        security=[{"BearerToken": []}],
+    )
+    return Litestar(
+        route_handlers=[api_v1, changes_socket, health],
+        lifespan=[lifespan],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            request_id_middleware,
+            DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema", "^/health"]),
+        ],
+        request_max_body_size=settings.max_body_bytes,
+        cors_config=CORSConfig(allow_origins=[]),
+        openapi_config=OpenAPIConfig(
+            title="PMS",
+            version="1.0.0",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+        ),
+        debug=False,
+    )

@@ -1,0 +1,50 @@
+"""Location routes."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Response, get, post
+from litestar.exceptions import NotFoundException
+from psycopg import AsyncConnection
+
+from api.auth import requires
+from api.responses import created
+from api.views import location_view
+from application.context import CommandContext
+from application.locations import CreateLocation, create_location
+from application.permissions import Permission
+from application.store import EventStore
+from projections.locations_queries import LocationView, get_location, list_locations
+
+
+class LocationController(Controller):
+    """Warehouses and stores."""
+
+    path = "/locations"
+    tags = ["inventory"]
+
+    @post(guards=[requires(Permission.LOCATIONS_WRITE)], sync_to_thread=True)
+    def create(
+        self, data: CreateLocation, store: EventStore, context: CommandContext
+    ) -> Response[LocationView]:
+        """Open a location (its code must be unique)."""
+        outcome = create_location(store, context, data)
+        location = outcome.value
+        return created(
+            location_view(location), outcome.position, f"/api/v1/locations/{location.id}"
+        )
+
+    @get(guards=[requires(Permission.INVENTORY_READ)])
+    async def list(self, reader: AsyncConnection[Any]) -> dict[str, Any]:
+        """Every location."""
+        return {"items": await list_locations(reader), "nextCursor": None}
+
+    @get("/{location_id:uuid}", guards=[requires(Permission.INVENTORY_READ)])
+    async def get_one(self, location_id: UUID, reader: AsyncConnection[Any]) -> LocationView:
+        """One location."""
+        location = await get_location(reader, location_id)
+        if location is None:
+            raise NotFoundException(f"location {location_id} not found")
+        return location

@@ -1,0 +1,150 @@
+"""The websocket endpoint: authenticate, subscribe to topics, receive committed changes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
+
+from api.auth import Principal
+from api.dependencies import services
+from api.ws_hub import WsClient
+from application.permissions import Permission, allows
+from projections.positions import lowest_position
+from projections.registry import projection_groups
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_SLOW = 4408
+AUTH_TIMEOUT_SECONDS = 10.0
+
+# Websocket topic family -> (change-subject stem, permission needed to see it).
+TOPICS: dict[str, tuple[str, Permission]] = {
+    "inventory": ("inventory", Permission.INVENTORY_READ),
+    "alerts": ("alerts", Permission.INVENTORY_READ),
+}
+
+
+class ClientMessage(msgspec.Struct, frozen=True):
+    """What a client may send."""
+
+    type: str
+    topic: str | None = None
+    token: str | None = None
+    since: int | None = None
+
+
+_decoder = msgspec.json.Decoder(ClientMessage)
+
+
+def parse_topic(topic: str) -> tuple[str, bool, Permission] | None:
+    """`inventory:<id>` -> (`inventory.<id>`, exact, permission); None if unknown."""
+    family, _, key = topic.partition(":")
+    known = TOPICS.get(family)
+    if known is None:
+        return None
+    stem, permission = known
+    if family == "alerts":
+        return (stem, True, permission) if not key else None
+    if key == "*":
+        return (f"{stem}.", False, permission)
+    if not key or "." in key or "*" in key or ">" in key:
+        return None
+    return (f"{stem}.{key}", True, permission)
+
+
+async def _authenticate(socket: WebSocket[Any, Any, Any]) -> Principal | None:
+    issuer = services(socket.app.state).tokens
+    token = socket.query_params.get("token")
+    if token is None:
+        try:
+            raw = await asyncio.wait_for(socket.receive_text(), AUTH_TIMEOUT_SECONDS)
+            first = _decoder.decode(raw)
+        except (TimeoutError, msgspec.DecodeError):
+            return None
+        if first.type != "auth" or not first.token:
+            return None
+        token = first.token
+    try:
+        return issuer.verify(token)
+    except NotAuthorizedException:
+        return None
+
+
+async def _pump(socket: WebSocket[Any, Any, Any], client: WsClient) -> None:
+    while True:
+        payload = await client.queue.get()
+        if payload is None:
+            await socket.close(CLOSE_TOO_SLOW, "too slow")
+            return
+        if not payload:
+            await socket.close()
+            return
+        await socket.send_text(payload.decode())
+
+
+async def _handle(
+    socket: WebSocket[Any, Any, Any], client: WsClient, principal: Principal, state: State
+) -> bool:
+    """React to one client message; False when the socket must close."""
+    try:
+        message = _decoder.decode(await socket.receive_text())
+    except msgspec.DecodeError:
+        await socket.send_json({"type": "error", "message": "not a valid message"})
+        return True
+    if message.type == "ping":
+        await socket.send_json({"type": "pong"})
+        return True
+    if message.type not in ("subscribe", "unsubscribe"):
+        await socket.send_json({"type": "error", "message": f"unknown type {message.type!r}"})
+        return True
+    parsed = parse_topic(message.topic or "")
+    if parsed is None:
+        await socket.send_json({"type": "error", "message": f"unknown topic {message.topic!r}"})
+        return True
+    subject, exact, permission = parsed
+    if not allows(principal.role, permission):
+        await socket.close(CLOSE_FORBIDDEN, "topic not allowed for this role")
+        return False
+    target = client.exact if exact else client.prefixes
+    if message.type == "unsubscribe":
+        target.discard(subject)
+        await socket.send_json({"type": "unsubscribed", "topic": message.topic})
+        return True
+    target.add(subject)
+    groups = tuple(group.name for group in projection_groups())
+    async with services(state).pool.connection() as connection:
+        position = await lowest_position(connection, groups)
+    await socket.send_json({"type": "subscribed", "topic": message.topic, "position": position})
+    return True
+
+
+@websocket("/api/v1/ws", opt={"exclude_from_auth": True})
+async def changes_socket(socket: WebSocket[Any, Any, Any], state: State) -> None:
+    """Live `inventory_update` (and later order and alert) messages for subscribed topics."""
+    await socket.accept()
+    principal = await _authenticate(socket)
+    if principal is None:
+        await socket.close(CLOSE_UNAUTHENTICATED, "authentication required")
+        return
+    hub = services(state).hub
+    client = hub.connect()
+    pump = asyncio.create_task(_pump(socket, client))
+    try:
+        while not pump.done() and await _handle(socket, client, principal, state):
+            pass
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.disconnect(client)
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pump

@@ -1,0 +1,78 @@
+"""Fans committed read-model changes from NATS out to this process's websocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+log = logging.getLogger(__name__)
+
+CHANGES_PREFIX = "pms.changes."
+CLIENT_QUEUE_LIMIT = 1000
+
+
+@dataclass(eq=False)
+class WsClient:
+    """One connected socket: its subscriptions and its outgoing queue."""
+
+    exact: set[str] = field(default_factory=set)
+    prefixes: set[str] = field(default_factory=set)
+    queue: asyncio.Queue[bytes | None] = field(
+        default_factory=lambda: asyncio.Queue(CLIENT_QUEUE_LIMIT)
+    )
+    too_slow: bool = False
+
+    def wants(self, topic: str) -> bool:
+        """Whether a change on `topic` (e.g. `inventory.<id>`) matches a subscription."""
+        return topic in self.exact or any(topic.startswith(p) for p in self.prefixes)
+
+    def offer(self, payload: bytes) -> None:
+        """Queue a message; a client that cannot keep up is cut off instead of slowing others."""
+        try:
+            self.queue.put_nowait(payload)
+        except asyncio.QueueFull:
+            self.too_slow = True
+            self.queue = asyncio.Queue(1)
+            self.queue.put_nowait(None)
+
+
+class Hub:
+    """One NATS subscription per process, dispatching to the clients that asked."""
+
+    def __init__(self, nats: NatsClient) -> None:
+        self._nats = nats
+        self._subscription: Subscription | None = None
+        self.clients: set[WsClient] = set()
+
+    async def start(self) -> None:
+        """Subscribe to every change subject."""
+        self._subscription = await self._nats.subscribe(CHANGES_PREFIX + ">", cb=self._dispatch)
+
+    async def stop(self) -> None:
+        """Stop receiving and release every client."""
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+        for client in self.clients:
+            client.offer(b"")
+        self.clients.clear()
+
+    def connect(self) -> WsClient:
+        """Register a new socket."""
+        client = WsClient()
+        self.clients.add(client)
+        return client
+
+    def disconnect(self, client: WsClient) -> None:
+        """Forget a socket."""
+        self.clients.discard(client)
+
+    async def _dispatch(self, message: Msg) -> None:
+        topic = message.subject.removeprefix(CHANGES_PREFIX)
+        for client in list(self.clients):
+            if client.wants(topic):
+                client.offer(message.data)

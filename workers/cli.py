@@ -1,0 +1,102 @@
+"""The `pms` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from application.settings import Settings, SettingsError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def _run_dev(settings: Settings, _: argparse.Namespace) -> int:
+    from workers.dev import run_dev
+
+    return run_dev(settings)
+
+
+def _run_api(settings: Settings, _: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings.require_servers()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.api_workers,
+        loop="uvloop",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    import uvloop
+
+    from workers.runner import run_workers
+
+    settings.require_servers()
+    chosen = getattr(args, "group", None)
+    groups = tuple(chosen) if chosen else None
+    relay = args.command in ("worker", "relay")
+    if args.command == "relay":
+        groups = ()
+    uvloop.run(run_workers(settings, relay=relay, groups=groups))
+    return 0
+
+
+def _run_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from application.identity import ensure_admin
+    from application.store import EventStore
+    from workers.migrate import migrate
+
+    settings.require_servers()
+    store = EventStore.connect(settings)
+    try:
+        migrate(store, settings.database_url)
+        admin = ensure_admin(store, settings.admin_email, settings.admin_password)
+    finally:
+        store.close()
+    print("database migrated")
+    if admin.password:
+        print(f"first admin: {admin.email} / {admin.password}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[Settings, argparse.Namespace], int]]] = {
+    "dev": ("start everything on this machine (embedded servers unless URLs are set)", _run_dev),
+    "api": ("run the HTTP API", _run_api),
+    "worker": ("run the relay and every projector group", _run_worker),
+    "relay": ("run only the relay", _run_worker),
+    "projector": ("run only projector groups (all, or --group NAME)", _run_worker),
+    "migrate": ("create or update tables and the first admin", _run_migrate),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `pms`."""
+    parser = argparse.ArgumentParser(prog="pms", description="PMS backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, _) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text)
+        if name == "projector":
+            command.add_argument("--group", action="append", help="projection group to run")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+        return COMMANDS[args.command][1](settings, args)
+    except (SettingsError, OSError) as exc:
+        print(f"pms {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

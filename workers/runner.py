@@ -1,0 +1,77 @@
+"""Worker process: the relay and the projector groups, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import nats
+import psycopg
+
+from application.settings import Settings
+from application.store import EventStore
+from projections.registry import projection_groups
+from workers.consumer import run_consumer
+from workers.projector import GroupProjector
+from workers.relay import Relay
+from workers.streams import ensure_streams
+
+log = logging.getLogger(__name__)
+
+
+async def run_workers(
+    settings: Settings,
+    *,
+    relay: bool = True,
+    groups: tuple[str, ...] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the relay and/or projector groups until `stop` (or a termination signal)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    store = EventStore.connect(settings)
+    client = await nats.connect(
+        settings.nats_url, name="pms-worker", max_reconnect_attempts=-1, reconnect_time_wait=0.5
+    )
+    js = client.jetstream(publish_async_max_pending=4000)
+    await ensure_streams(js, settings.stream_name)
+    connections: list[psycopg.AsyncConnection[tuple[object, ...]]] = []
+    tasks = []
+    try:
+        if relay:
+            connection = await psycopg.AsyncConnection.connect(settings.database_url)
+            connections.append(connection)
+            tasks.append(asyncio.create_task(Relay(store, connection, js).run(stop)))
+        for group in projection_groups():
+            if groups is not None and group.name not in groups:
+                continue
+            connection = await psycopg.AsyncConnection.connect(settings.database_url)
+            connections.append(connection)
+            projector = GroupProjector(group, store, store.app.mapper)
+            tasks.append(
+                asyncio.create_task(
+                    run_consumer(projector, connection, js, settings.stream_name, stop)
+                )
+            )
+        log.info("workers running: relay=%s groups=%s", relay, groups or "all")
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        for task in done:
+            if task is not stopper and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for connection in connections:
+            await connection.close()
+        await client.drain()
+        store.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import Any
 
 from litestar import Request, Response
@@ -63,7 +62,15 @@ def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
             exc.code,
             "Insufficient stock",
             exc.detail,
-            shortages=[asdict(s) for s in exc.shortages],
+            shortages=[
+                {
+                    "productId": s.product_id,
+                    "locationId": s.location_id,
+                    "requested": s.requested,
+                    "available": s.available,
+                }
+                for s in exc.shortages
+            ],
         )
     extra: dict[str, Any] = {k: v for k, v in exc.extra.items() if isinstance(v, str | int)}
     return problem(409, exc.code, "Conflict", exc.detail, **extra)

@@ -37,7 +37,7 @@ class StockLevelsProjection:
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Stock item events."""
-        return isinstance(event, StockItem.Opened | _ON_HAND_DELTA)
+        return isinstance(event, (StockItem.Opened, *_ON_HAND_DELTA))
 
     async def apply(
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo

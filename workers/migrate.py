@@ -29,6 +29,6 @@ def migrate(store: EventStore, database_url: str) -> None:
         try:
             recorder.create_table()
             for statement in read_side_ddl():
-                connection.execute(statement)  # type: ignore[arg-type]
+                connection.execute(statement)
         finally:
             connection.execute("SELECT pg_advisory_unlock(724001)")

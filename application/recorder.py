@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 from psycopg.types.json import Jsonb
 
 if TYPE_CHECKING:
@@ -90,27 +90,46 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
             ).format(table=table, id_type=id_type)
         ]
         # Parallel arrays rather than the stock composite type: cheaper to adapt client-side.
-        self.xid_insert_statement = SQL(
-            "INSERT INTO {table} (notification_id, originator_id, originator_version, "
-            "topic, state, metadata) "
-            "SELECT (pg_current_xact_id()::text::bigint << {bits}) + e.ordinal, "
-            "e.originator_id, e.originator_version, e.topic, e.state, %s "
-            "FROM unnest(%s::{id_type}[], %s::int[], %s::text[], %s::bytea[]) "
-            "WITH ORDINALITY AS e(originator_id, originator_version, topic, state, ordinal) "
-            "RETURNING notification_id"
-        ).format(table=table, id_type=id_type, bits=ORDINAL_BITS)
-        self.set_lock_timeout_statement = SQL("SET LOCAL lock_timeout = '{0}s'").format(
-            datastore.lock_timeout
+        # The one-row join sets lock_timeout (transaction-local, like the stock SET LOCAL)
+        # before any row can be inserted, so the wait on a conflicting in-flight insert is
+        # bounded without a second statement; an INSERT alone is then one round trip.
+        # SQL is rendered to bytes once: composing it per call cost more than the insert.
+        self.insert_sql = (
+            SQL(
+                "INSERT INTO {table} (notification_id, originator_id, originator_version, "
+                "topic, state, metadata) "
+                "SELECT (pg_current_xact_id()::text::bigint << {bits}) + e.ordinal, "
+                "e.originator_id, e.originator_version, e.topic, e.state, %s "
+                "FROM unnest(%s::{id_type}[], %s::int[], %s::text[], %s::bytea[]) "
+                "WITH ORDINALITY AS e(originator_id, originator_version, topic, state, ordinal) "
+                "CROSS JOIN (SELECT set_config('lock_timeout', {lock_timeout}, true)) AS lt "
+                "RETURNING notification_id"
+            )
+            .format(
+                table=table,
+                id_type=id_type,
+                bits=ORDINAL_BITS,
+                lock_timeout=Literal(f"{datastore.lock_timeout}s"),
+            )
+            .as_bytes(None)
         )
-        self.select_statement = SQL(
-            "SELECT notification_id, transaction_id::text::bigint AS transaction_id, "
-            "originator_id, originator_version, topic, state, metadata "
-            "FROM {table} WHERE notification_id < (SELECT {horizon})"
-        ).format(table=table, horizon=SQL(HORIZON_SQL))
-        self.max_notification_id_statement = SQL(
-            "SELECT max(notification_id) AS max FROM {table} "
-            "WHERE notification_id < (SELECT {horizon})"
-        ).format(table=table, horizon=SQL(HORIZON_SQL))
+        self.select_sql = (
+            SQL(
+                "SELECT notification_id, transaction_id::text::bigint AS transaction_id, "
+                "originator_id, originator_version, topic, state, metadata "
+                "FROM {table} WHERE notification_id < (SELECT {horizon})"
+            )
+            .format(table=table, horizon=SQL(HORIZON_SQL))
+            .as_bytes(None)
+        )
+        self.max_position_sql = (
+            SQL(
+                "SELECT max(notification_id) AS max FROM {table} "
+                "WHERE notification_id < (SELECT {horizon})"
+            )
+            .format(table=table, horizon=SQL(HORIZON_SQL))
+            .as_bytes(None)
+        )
 
     @_retried
     def insert_events(
@@ -119,16 +138,9 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
         """Insert atomically; accepts ``metadata=`` (a JSON-serialisable mapping)."""
         if not stored_events:
             return []
-        metadata: Mapping[str, Any] | None = kwargs.get("metadata")
-        with self.datastore.get_connection() as conn:
-            if not self.datastore.lock_timeout:
-                # One autocommit statement is one transaction: a single round trip.
-                with conn.cursor() as curs:
-                    return self.insert_events_on(curs, stored_events, metadata)
-            # Bound the wait on a conflicting in-flight insert, like the stock SET LOCAL.
-            with conn.pipeline(), conn.transaction(), conn.cursor() as curs:
-                curs.execute(self.set_lock_timeout_statement, prepare=True)
-                return self.insert_events_on(curs, stored_events, metadata)
+        # Autocommit: the INSERT is its own transaction, so no BEGIN/COMMIT round trips.
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self.insert_events_on(curs, stored_events, kwargs.get("metadata"))
 
     def insert_events_on(
         self,
@@ -141,7 +153,7 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
             msg = f"A save may hold at most {MAX_EVENTS_PER_SAVE} events, got {len(stored_events)}"
             raise DataError(msg)
         curs.execute(
-            self.xid_insert_statement,
+            self.insert_sql,
             (
                 Jsonb(dict(metadata or {})),
                 [e.originator_id for e in stored_events],
@@ -165,23 +177,24 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
         inclusive_of_start: bool = True,
     ) -> Sequence[StoredNotification]:
         """Notifications in position order, below the horizon (base contract otherwise)."""
-        statement: Composed = self.select_statement + SQL("")
+        clauses = [self.select_sql]
         params: list[Any] = []
         if start is not None:
-            statement += (
-                SQL(" AND notification_id >= %s")
+            clauses.append(
+                b" AND notification_id >= %s"
                 if inclusive_of_start
-                else SQL(" AND notification_id > %s")
+                else b" AND notification_id > %s"
             )
             params.append(start)
         if stop is not None:
-            statement += SQL(" AND notification_id <= %s")
+            clauses.append(b" AND notification_id <= %s")
             params.append(stop)
         if topics:
-            statement += SQL(" AND topic = ANY(%s)")
+            clauses.append(b" AND topic = ANY(%s)")
             params.append(list(topics))
-        statement += SQL(" ORDER BY notification_id LIMIT %s")
+        clauses.append(b" ORDER BY notification_id LIMIT %s")
         params.append(limit)
+        statement = b"".join(clauses)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, params, prepare=True)
             return [
@@ -201,7 +214,7 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
     def max_notification_id(self) -> int | None:
         """The largest position below the horizon, or None."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.max_notification_id_statement, prepare=True)
+            curs.execute(self.max_position_sql, prepare=True)
             row = curs.fetchone()
             return None if row is None else cast("int | None", row["max"])
 

@@ -20,7 +20,13 @@ import psycopg
 import pytest
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.persistence import DataError, IntegrityError, Notification, StoredEvent
+from eventsourcing.persistence import (
+    DataError,
+    IntegrityError,
+    Notification,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.projection import ApplicationSubscription
 from eventsourcing.utils import get_topic
 from psycopg.conninfo import conninfo_to_dict
@@ -290,7 +296,7 @@ def test_save_of_too_many_events_is_refused(xid_app: RecorderTestApp) -> None:
         xid_app.recorder.insert_events(events * 2**ORDINAL_BITS)
 
 
-def test_with_a_lock_timeout_saves_and_conflicts_the_same(database_env: dict[str, str]) -> None:
+def test_with_a_lock_timeout_saves_conflicts_and_bounds_waits(database_env: dict[str, str]) -> None:
     app = make_app(database_env, "xid", POSTGRES_LOCK_TIMEOUT="1")
     try:
         counter = Counter()
@@ -302,6 +308,16 @@ def test_with_a_lock_timeout_saves_and_conflicts_the_same(database_env: dict[str
         with pytest.raises(IntegrityError):
             app.save(Counter(), stale)
         assert [n.originator_version for n in all_notifications(app)] == [1, 2]
+
+        # A save that conflicts with an in-flight one waits at most the lock timeout.
+        recorder = xid_recorder(app)
+        events = stored(app, Counter())
+        with recorder.datastore.transaction(commit=False) as in_flight:
+            recorder.insert_events_on(in_flight, events)
+            started = time.monotonic()
+            with pytest.raises(OperationalError), recorder.datastore.transaction() as waiting:
+                recorder.insert_events_on(waiting, events)
+            assert 0.9 < time.monotonic() - started < 3
     finally:
         app.close()
 

@@ -1,0 +1,138 @@
+"""Real servers for the test session: embedded ones unless PMS_TEST_*_URL point elsewhere."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from application.settings import Settings
+from application.store import EventStore
+from workers.embedded import EmbeddedServices, ServiceUrls
+from workers.migrate import migrate
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceUrls]:
+    """PostgreSQL, NATS (JetStream) and Redis for the whole session."""
+    given = ServiceUrls(
+        database_url=os.environ.get("PMS_TEST_DATABASE_URL", ""),
+        nats_url=os.environ.get("PMS_TEST_NATS_URL", ""),
+        redis_url=os.environ.get("PMS_TEST_REDIS_URL", ""),
+    )
+    embedded = EmbeddedServices(
+        tmp_path_factory.mktemp("servers"),
+        postgres=not given.database_url,
+        nats=not given.nats_url,
+        redis=not given.redis_url,
+    )
+    started = embedded.start()
+    try:
+        yield ServiceUrls(
+            database_url=given.database_url or started.database_url,
+            nats_url=given.nats_url or started.nats_url,
+            redis_url=given.redis_url or started.redis_url,
+        )
+    finally:
+        embedded.stop()
+
+
+def fresh_database(server_url: str) -> str:
+    """Create an empty database on the server of `server_url`; return its URL."""
+    name = f"pms_test_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = conninfo_to_dict(server_url)
+    params["dbname"] = name
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def settings(servers: ServiceUrls, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for a fresh, migrated database on the session's servers."""
+    result = Settings(
+        database_url=fresh_database(servers.database_url),
+        nats_url=servers.nats_url,
+        redis_url=servers.redis_url,
+        port=free_port(),
+        data_dir=Path(tmp_path_factory.mktemp("data")),
+        jwt_secret=secrets.token_urlsafe(32),
+        admin_email="admin@example.com",
+        admin_password="admin-password-for-tests",
+        log_level="WARNING",
+        min_position_wait_seconds=10.0,
+    )
+    store = EventStore.connect(result)
+    try:
+        migrate(store, result.database_url)
+    finally:
+        store.close()
+    return result
+
+
+@pytest.fixture(scope="session")
+def store(settings: Settings) -> Iterator[EventStore]:
+    """The event store seam on the session's database."""
+    opened = EventStore.connect(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def admin(settings: Settings) -> None:
+    """The first admin exists."""
+    from application.identity import ensure_admin
+
+    opened = EventStore.connect(settings)
+    try:
+        ensure_admin(opened, settings.admin_email, settings.admin_password)
+    finally:
+        opened.close()
+
+
+@pytest.fixture(scope="session")
+def api_url(settings: Settings, admin: None) -> Iterator[str]:
+    """Base URL of a running API process."""
+    from support import PmsProcess, wait_for_api
+
+    process = PmsProcess("api", settings).start()
+    base_url = f"http://127.0.0.1:{settings.port}"
+    try:
+        wait_for_api(base_url, process)
+        yield base_url
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def workers(settings: Settings) -> Iterator[None]:
+    """Relay and projector processes for the session (tests that kill them make their own)."""
+    from support import PmsProcess
+
+    process = PmsProcess("worker", settings).start()
+    try:
+        yield
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_headers(api_url: str, settings: Settings) -> dict[str, str]:
+    """Authorization headers of the first admin."""
+    from support import login
+
+    return login(api_url, settings.admin_email, settings.admin_password)

@@ -135,4 +135,5 @@ def admin_headers(api_url: str, settings: Settings) -> dict[str, str]:
     """Authorization headers of the first admin."""
     from support import login
 
-    return login(api_url, settings.admin_email, settings.admin_password)
+    headers: dict[str, str] = login(api_url, settings.admin_email, settings.admin_password)
+    return headers

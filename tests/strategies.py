@@ -81,6 +81,6 @@ def in_memory_application() -> PmsApplication:
 def save_and_reload(app: PmsApplication, aggregate: A) -> A:
     """Save `aggregate`'s pending events and load it back from their stored JSON."""
     app.save(aggregate)
-    reloaded = app.repository.get(aggregate.id)
+    reloaded: object = app.repository.get(aggregate.id)
     assert isinstance(reloaded, type(aggregate))
     return reloaded

@@ -197,7 +197,8 @@ def test_bad_input_gets_a_problem_and_never_a_500(
         problem = answer.json()
         assert problem["type"] == f"/problems/{code}", (path, problem)
         assert problem["status"] == status
-        assert problem["title"] and problem["detail"]
+        assert problem["title"]
+        assert problem["detail"]
     stock = httpx.get(f"{api_url}/api/v1/inventory/stock/{product['id']}", headers=admin_headers)
     assert stock.json()["onHand"] == 0
 

@@ -6,8 +6,15 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import InsufficientStock, Shortage
-from domain.values import Money, non_negative_money, nonzero_delta, positive_quantity, required_text
+from domain.errors import InsufficientStock, InvalidValue, Shortage
+from domain.values import (
+    Money,
+    non_negative_money,
+    non_negative_quantity,
+    nonzero_delta,
+    positive_quantity,
+    required_text,
+)
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://pms.example/stock-items")
 
@@ -29,6 +36,10 @@ class StockItem(Aggregate):
         self.location_id = location_id
         self.on_hand = 0
         self.reserved = 0
+        # Units held per document (e.g. "order:<id>"): reserved ones are covered by stock,
+        # backordered ones are promised beyond it.
+        self.reservations: dict[str, int] = {}
+        self.backorders: dict[str, int] = {}
 
     @staticmethod
     def create_id(product_id: UUID, location_id: UUID) -> UUID:
@@ -57,6 +68,67 @@ class StockItem(Aggregate):
     class Adjusted(Aggregate.Event):
         quantity: int
         reason: str
+        document: str | None
+
+        def apply(self, item: StockItem) -> None:
+            item.on_hand += self.quantity
+
+    class Reserved(Aggregate.Event):
+        document: str
+        quantity: int
+        backordered: int
+
+        def apply(self, item: StockItem) -> None:
+            item.reserved += self.quantity
+            if self.quantity:
+                item.reservations[self.document] = (
+                    item.reservations.get(self.document, 0) + self.quantity
+                )
+            if self.backordered:
+                item.backorders[self.document] = (
+                    item.backorders.get(self.document, 0) + self.backordered
+                )
+
+    class Released(Aggregate.Event):
+        document: str
+        quantity: int
+        backordered: int
+        reason: str
+
+        def apply(self, item: StockItem) -> None:
+            item.reserved -= self.quantity
+            _take(item.reservations, self.document, self.quantity)
+            _take(item.backorders, self.document, self.backordered)
+
+    class Issued(Aggregate.Event):
+        document: str
+        quantity: int
+        reason: str
+
+        def apply(self, item: StockItem) -> None:
+            item.on_hand -= self.quantity
+            item.reserved -= self.quantity
+            _take(item.reservations, self.document, self.quantity)
+
+    class TransferredOut(Aggregate.Event):
+        quantity: int
+        to_location_id: UUID
+        document: str
+
+        def apply(self, item: StockItem) -> None:
+            item.on_hand -= self.quantity
+
+    class TransferredIn(Aggregate.Event):
+        quantity: int
+        from_location_id: UUID
+        document: str
+
+        def apply(self, item: StockItem) -> None:
+            item.on_hand += self.quantity
+
+    class Counted(Aggregate.Event):
+        counted: int
+        quantity: int  # the delta that reconciles on hand to the count
         document: str | None
 
         def apply(self, item: StockItem) -> None:
@@ -92,3 +164,83 @@ class StockItem(Aggregate):
             requested=requested,
             available=self.available,
         )
+
+    def reserve(self, quantity: int, *, document: str, allow_backorder: bool = False) -> None:
+        """Hold units for a document; beyond available only when backorders are allowed."""
+        positive_quantity(quantity)
+        covered = min(quantity, self.available)
+        if covered < quantity and not allow_backorder:
+            raise InsufficientStock(
+                f"only {self.available} of {quantity} units available", [self._shortage(quantity)]
+            )
+        self.trigger_event(
+            self.Reserved, document=document, quantity=covered, backordered=quantity - covered
+        )
+
+    def release(self, *, document: str, reason: str = "released") -> None:
+        """Give back everything a document holds (reserved and backordered)."""
+        quantity = self.reservations.get(document, 0)
+        backordered = self.backorders.get(document, 0)
+        if quantity or backordered:
+            self.trigger_event(
+                self.Released,
+                document=document,
+                quantity=quantity,
+                backordered=backordered,
+                reason=reason,
+            )
+
+    def issue(self, quantity: int, *, document: str, reason: str = "shipment") -> None:
+        """Goods out against a document's reservation."""
+        positive_quantity(quantity)
+        held = self.reservations.get(document, 0)
+        if quantity > held:
+            raise InsufficientStock(
+                f"{document} holds {held} reserved units here, cannot issue {quantity}",
+                [self._shortage(quantity)],
+            )
+        self.trigger_event(self.Issued, document=document, quantity=quantity, reason=reason)
+
+    def transfer_out(self, quantity: int, *, to_location_id: UUID, document: str) -> None:
+        """Send unreserved units to another location (saved with the receiving side)."""
+        positive_quantity(quantity)
+        if to_location_id == self.location_id:
+            raise InvalidValue("toLocationId", "must differ from the source location")
+        if quantity > self.available:
+            raise InsufficientStock(
+                f"only {self.available} units available to transfer", [self._shortage(quantity)]
+            )
+        self.trigger_event(
+            self.TransferredOut, quantity=quantity, to_location_id=to_location_id, document=document
+        )
+
+    def transfer_in(self, quantity: int, *, from_location_id: UUID, document: str) -> None:
+        """Receive units sent from another location."""
+        self.trigger_event(
+            self.TransferredIn,
+            quantity=positive_quantity(quantity),
+            from_location_id=from_location_id,
+            document=document,
+        )
+
+    def count(self, counted: int, *, document: str | None) -> None:
+        """Reconcile on hand to a physical count; refused if it would undercut reservations."""
+        non_negative_quantity(counted, "counted")
+        if counted < self.reserved:
+            raise InsufficientStock(
+                f"counted {counted} but {self.reserved} units are reserved",
+                [self._shortage(self.reserved - counted)],
+            )
+        if counted != self.on_hand:
+            self.trigger_event(
+                self.Counted, counted=counted, quantity=counted - self.on_hand, document=document
+            )
+
+
+def _take(held: dict[str, int], document: str, quantity: int) -> None:
+    """Lower a document's holding, forgetting it at zero."""
+    left = held.get(document, 0) - quantity
+    if left > 0:
+        held[document] = left
+    else:
+        held.pop(document, None)

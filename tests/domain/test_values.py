@@ -5,6 +5,19 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import (
+    blank_text,
+    currencies,
+    money,
+    out_of_range_quantities,
+    padded,
+    plain_text,
+    positive_quantities,
+    quantities,
+    skus,
+    unsupported_currencies,
+    whitespace,
+)
 
 from domain.errors import InvalidValue
 from domain.values import (
@@ -19,19 +32,6 @@ from domain.values import (
     normalise_sku,
     positive_quantity,
     required_text,
-)
-from tests.strategies import (
-    blank_text,
-    currencies,
-    money,
-    out_of_range_quantities,
-    padded,
-    plain_text,
-    positive_quantities,
-    quantities,
-    skus,
-    unsupported_currencies,
-    whitespace,
 )
 
 amounts = st.integers(min_value=-(10**12), max_value=10**12)

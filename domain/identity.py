@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal, get_args
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidValue
 from domain.values import required_text
+
+# One @, no whitespace, a dotted domain whose labels are not empty.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
 Role = Literal["admin", "manager", "employee", "viewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -24,8 +28,7 @@ def check_role(role: str) -> Role:
 def normalise_email(email: str) -> str:
     """Emails compare case-insensitively."""
     email = email.strip().lower()
-    local, _, domain = email.partition("@")
-    if not local or "." not in domain or len(email) > 254 or " " in email:
+    if len(email) > 254 or not _EMAIL.match(email):
         raise InvalidValue("email", "not a valid email address")
     return email
 

@@ -268,8 +268,13 @@ def test_subscription_yields_new_events_in_order(app: RecorderTestApp) -> None:
 # XidOrderedRecorder only.
 
 
-def test_env_topic_selects_the_xid_recorder(xid_app: RecorderTestApp) -> None:
+def test_env_topic_selects_the_xid_recorder_whose_create_table_is_idempotent(
+    xid_app: RecorderTestApp,
+) -> None:
     assert type(xid_app.recorder) is XidOrderedRecorder
+    xid_app.save(Counter())
+    xid_recorder(xid_app).create_table()  # the factory already created it
+    assert len(all_notifications(xid_app)) == 1
 
 
 def test_metadata_is_stored_once_per_save_and_read_back(xid_app: RecorderTestApp) -> None:

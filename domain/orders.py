@@ -1,0 +1,280 @@
+"""Sales orders: priced lines, a status lifecycle and partial shipments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import IllegalTransition, InvalidValue
+from domain.values import Money, positive_quantity, required_text
+
+OrderStatus = Literal["pending", "confirmed", "processing", "shipped", "delivered", "cancelled"]
+FulfilmentStatus = Literal["unfulfilled", "partially_shipped", "shipped"]
+PaymentStatus = Literal["unpaid", "partially_paid", "paid", "partially_refunded", "refunded"]
+
+BASIS_POINTS = 10_000
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """A product at the price it had when the order was placed."""
+
+    product_id: UUID
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Money
+    backordered: int = 0
+
+    @property
+    def line_total(self) -> Money:
+        """Unit price times quantity."""
+        return self.unit_price.times(self.quantity)
+
+
+@dataclass(frozen=True)
+class ShipmentItem:
+    """Units of one product in a shipment."""
+
+    product_id: UUID
+    quantity: int
+
+
+def tax_on(amount: Money, rate_basis_points: int) -> Money:
+    """Tax at a rate in basis points, rounded half up to the minor unit."""
+    tax, remainder = divmod(amount.amount * rate_basis_points, BASIS_POINTS)
+    if remainder * 2 >= BASIS_POINTS:
+        tax += 1
+    return Money(tax, amount.currency)
+
+
+def merge_lines(requested: list[tuple[UUID, int]]) -> dict[UUID, int]:
+    """Sum quantities of the same product, keeping first-seen order; reject empty orders."""
+    if not requested:
+        raise InvalidValue("items", "an order needs at least one line")
+    merged: dict[UUID, int] = {}
+    for product_id, quantity in requested:
+        positive_quantity(quantity, "items.quantity")
+        merged[product_id] = merged.get(product_id, 0) + quantity
+    for quantity in merged.values():
+        positive_quantity(quantity, "items.quantity")
+    return merged
+
+
+class Order(Aggregate):
+    """A customer's order; stock for its lines is reserved in the same save."""
+
+    class Placed(Aggregate.Created):
+        order_number: str
+        customer_id: UUID
+        location_id: UUID
+        currency: str
+        lines: list[OrderLine]
+        shipping_address: str
+        tax_rate_basis_points: int
+
+    @event(Placed)
+    def __init__(
+        self,
+        order_number: str,
+        customer_id: UUID,
+        location_id: UUID,
+        currency: str,
+        lines: list[OrderLine],
+        shipping_address: str,
+        tax_rate_basis_points: int,
+    ) -> None:
+        self.order_number = order_number
+        self.customer_id = customer_id
+        self.location_id = location_id
+        self.currency = currency
+        self.lines = list(lines)
+        self.shipping_address = shipping_address
+        self.tax_rate_basis_points = tax_rate_basis_points
+        self.status: OrderStatus = "pending"
+        self.payment_status: PaymentStatus = "unpaid"
+        self.shipped: dict[UUID, int] = {}
+        self.shipment_count = 0
+
+    @classmethod
+    def place(
+        cls,
+        *,
+        order_number: str,
+        customer_id: UUID,
+        location_id: UUID,
+        currency: str,
+        lines: list[OrderLine],
+        shipping_address: str,
+        tax_rate_basis_points: int,
+    ) -> Order:
+        """A pending order; lines must already be priced and their stock reserved."""
+        if not lines:
+            raise InvalidValue("items", "an order needs at least one line")
+        for line in lines:
+            if line.unit_price.currency != currency:
+                raise InvalidValue(
+                    "currency", f"{line.sku} is priced in {line.unit_price.currency}"
+                )
+        if not 0 <= tax_rate_basis_points <= BASIS_POINTS:
+            raise InvalidValue("taxRate", "must be between 0 and 100 %")
+        return cls(
+            order_number=order_number,
+            customer_id=customer_id,
+            location_id=location_id,
+            currency=currency,
+            lines=lines,
+            shipping_address=required_text(shipping_address, "shippingAddress", 1000),
+            tax_rate_basis_points=tax_rate_basis_points,
+        )
+
+    @property
+    def subtotal(self) -> Money:
+        """Sum of line totals, before tax."""
+        total = Money(0, self.currency)
+        for line in self.lines:
+            total = total + line.line_total
+        return total
+
+    @property
+    def tax(self) -> Money:
+        """Tax on the subtotal at the rate in force when the order was placed."""
+        return tax_on(self.subtotal, self.tax_rate_basis_points)
+
+    @property
+    def total(self) -> Money:
+        """What the customer owes."""
+        return self.subtotal + self.tax
+
+    @property
+    def fulfilment_status(self) -> FulfilmentStatus:
+        """Derived from shipped quantities."""
+        if not self.shipped:
+            return "unfulfilled"
+        if all(self.shipped.get(line.product_id, 0) >= line.quantity for line in self.lines):
+            return "shipped"
+        return "partially_shipped"
+
+    def outstanding(self) -> dict[UUID, int]:
+        """Units of each product not shipped yet."""
+        left = {
+            line.product_id: line.quantity - self.shipped.get(line.product_id, 0)
+            for line in self.lines
+        }
+        return {product_id: quantity for product_id, quantity in left.items() if quantity > 0}
+
+    class LinesChanged(Aggregate.Event):
+        lines: list[OrderLine]
+
+        def apply(self, order: Order) -> None:
+            order.lines = list(self.lines)
+
+    class Confirmed(Aggregate.Event):
+        def apply(self, order: Order) -> None:
+            order.status = "confirmed"
+
+    class ProcessingStarted(Aggregate.Event):
+        def apply(self, order: Order) -> None:
+            order.status = "processing"
+
+    class ShipmentDispatched(Aggregate.Event):
+        shipment_number: int
+        items: list[ShipmentItem]
+        carrier: str
+        tracking_number: str
+
+        def apply(self, order: Order) -> None:
+            for item in self.items:
+                order.shipped[item.product_id] = (
+                    order.shipped.get(item.product_id, 0) + item.quantity
+                )
+            order.shipment_count = self.shipment_number
+            if order.fulfilment_status == "shipped":
+                order.status = "shipped"
+
+    class Delivered(Aggregate.Event):
+        def apply(self, order: Order) -> None:
+            order.status = "delivered"
+
+    class Cancelled(Aggregate.Event):
+        reason: str
+
+        def apply(self, order: Order) -> None:
+            order.status = "cancelled"
+
+    class PaymentStatusChanged(Aggregate.Event):
+        payment_status: str
+
+        def apply(self, order: Order) -> None:
+            order.payment_status = self.payment_status  # type: ignore[assignment]
+
+    def change_lines(self, lines: list[OrderLine]) -> None:
+        """Replace the lines (only while pending; stock is re-reserved by the caller)."""
+        self._require("change lines", "pending")
+        if not lines:
+            raise InvalidValue("items", "an order needs at least one line")
+        if lines != self.lines:
+            self.trigger_event(self.LinesChanged, lines=lines)
+
+    def confirm(self) -> None:
+        """pending → confirmed."""
+        self._require("confirm", "pending")
+        self.trigger_event(self.Confirmed)
+
+    def start_processing(self) -> None:
+        """confirmed → processing."""
+        self._require("start processing", "confirmed")
+        self.trigger_event(self.ProcessingStarted)
+
+    def ship(
+        self, items: dict[UUID, int] | None, *, carrier: str, tracking_number: str
+    ) -> list[ShipmentItem]:
+        """Record a (partial) shipment from confirmed or processing; return what it holds."""
+        self._require("ship", "confirmed", "processing")
+        outstanding = self.outstanding()
+        wanted = outstanding if items is None else items
+        if not wanted:
+            raise InvalidValue("items", "nothing to ship")
+        shipment = []
+        for product_id, quantity in wanted.items():
+            positive_quantity(quantity, "items.quantity")
+            if quantity > outstanding.get(product_id, 0):
+                raise InvalidValue(
+                    "items.quantity",
+                    f"only {outstanding.get(product_id, 0)} units of {product_id} left to ship",
+                )
+            shipment.append(ShipmentItem(product_id=product_id, quantity=quantity))
+        self.trigger_event(
+            self.ShipmentDispatched,
+            shipment_number=self.shipment_count + 1,
+            items=shipment,
+            carrier=carrier.strip(),
+            tracking_number=tracking_number.strip(),
+        )
+        return shipment
+
+    def deliver(self) -> None:
+        """shipped → delivered."""
+        self._require("mark delivered", "shipped")
+        self.trigger_event(self.Delivered)
+
+    def cancel(self, reason: str) -> None:
+        """Cancel from pending, confirmed, or processing with nothing shipped."""
+        self._require("cancel", "pending", "confirmed", "processing")
+        if self.shipped:
+            raise IllegalTransition("an order with shipped items cannot be cancelled")
+        self.trigger_event(self.Cancelled, reason=reason.strip() or "cancelled")
+
+    def record_payment_status(self, payment_status: PaymentStatus) -> None:
+        """Note the payment status derived from the order's payments."""
+        if payment_status != self.payment_status:
+            self.trigger_event(self.PaymentStatusChanged, payment_status=payment_status)
+
+    def _require(self, action: str, *statuses: OrderStatus) -> None:
+        if self.status not in statuses:
+            raise IllegalTransition(
+                f"cannot {action} an order that is {self.status}", status=self.status
+            )

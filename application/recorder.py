@@ -36,6 +36,7 @@ ORDINAL_BITS = 20
 """Low bits of a position that number the events of one transaction (1-based)."""
 
 MAX_EVENTS_PER_SAVE = 2**ORDINAL_BITS - 1
+"""Larger saves are refused: their ordinals would spill into the next transaction's range."""
 
 HORIZON_SQL = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {ORDINAL_BITS})"
 """Positions below this are final. Every SQL reader by position must bound its read with it,
@@ -148,7 +149,10 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         metadata: Mapping[str, Any] | None = None,
     ) -> list[int]:
-        """Insert on a cursor whose transaction the caller owns; return the positions."""
+        """Insert on a cursor whose transaction the caller owns; return the positions.
+
+        Sets lock_timeout for the rest of that transaction, as the stock SET LOCAL does.
+        """
         if len(stored_events) > MAX_EVENTS_PER_SAVE:
             msg = f"A save may hold at most {MAX_EVENTS_PER_SAVE} events, got {len(stored_events)}"
             raise DataError(msg)

@@ -7,7 +7,6 @@ what only the xid-ordered one promises (metadata, the horizon, lock-free concurr
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import threading
 import time
@@ -33,8 +32,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
 from application.recorder import ORDINAL_BITS, StoredNotification, XidOrderedRecorder
+from workers.embedded import ServiceUrls
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 RECORDER_TOPICS = {
     "stock": "eventsourcing.postgres:PostgresApplicationRecorder",
     "xid": "application.recorder:XidOrderedRecorder",
@@ -73,9 +72,9 @@ class RecorderTestApp(Application[UUID]):
 
 
 @pytest.fixture(scope="module")
-def database_env() -> Iterator[dict[str, str]]:
+def database_env(servers: ServiceUrls) -> Iterator[dict[str, str]]:
     """A fresh database for this module (dropped afterwards), as eventsourcing env vars."""
-    url = os.environ.get("PMS_DATABASE_URL", DEFAULT_DATABASE_URL)
+    url = servers.database_url
     params = conninfo_to_dict(url)
     name = f"pms_test_recorder_{uuid4().hex[:12]}"
     with psycopg.connect(url, autocommit=True) as conn:

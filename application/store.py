@@ -6,7 +6,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
@@ -14,11 +14,13 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.sql import SQL, Literal
 
 from application.context import CommandContext
-from application.recorder import StoredNotification
+from application.recorder import StoredNotification, XidOrderedRecorder
 from application.settings import Settings
 from domain.errors import Conflict, NotFound
+from domain.orders import OrderLine, ShipmentItem
 from domain.values import Money
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,21 @@ class MoneyAsDict(Transcoding):
         return Money(int(data["amount"]), str(data["currency"]))
 
 
+class DataclassAsDict(Transcoding):
+    """Stores a frozen dataclass value object as a dict of its fields."""
+
+    def __init__(self, cls: type[Any], name: str) -> None:
+        self.type = cls
+        self.name = name
+        self._fields = [f.name for f in fields(cls)]
+
+    def encode(self, obj: Any) -> dict[str, Any]:
+        return {name: getattr(obj, name) for name in self._fields}
+
+    def decode(self, data: dict[str, Any]) -> Any:
+        return self.type(**data)
+
+
 class PmsApplication(Application[UUID]):
     """The one event-sourced application: one notification log for all aggregates."""
 
@@ -63,6 +80,8 @@ class PmsApplication(Application[UUID]):
         """Add our value objects to the library's JSON transcoder."""
         super().register_transcodings(transcoder)
         transcoder.register(MoneyAsDict())
+        transcoder.register(DataclassAsDict(OrderLine, "order_line"))
+        transcoder.register(DataclassAsDict(ShipmentItem, "shipment_item"))
 
 
 def application_env(settings: Settings) -> dict[str, str]:
@@ -171,6 +190,16 @@ class EventStore:
                 continue
             return Outcome(value, recordings[-1].notification.id)
         raise ConcurrencyConflict("too many concurrent changes to the same records; try again")
+
+    def next_number(self, sequence: str) -> int:
+        """The next value of a PostgreSQL sequence (human document numbers; gaps allowed)."""
+        recorder = self.app.recorder
+        assert isinstance(recorder, XidOrderedRecorder)
+        with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(SQL("SELECT nextval({})").format(Literal(f"pms_{sequence}")))
+            row = cursor.fetchone()
+        assert row is not None
+        return int(row["nextval"])
 
     def max_position(self) -> int:
         """The position of the newest event readers may see."""

@@ -100,6 +100,17 @@ class StockItem(Aggregate):
             _take(item.reservations, self.document, self.quantity)
             _take(item.backorders, self.document, self.backordered)
 
+    class BackorderAllocated(Aggregate.Event):
+        document: str
+        quantity: int
+
+        def apply(self, item: StockItem) -> None:
+            item.reserved += self.quantity
+            _take(item.backorders, self.document, self.quantity)
+            item.reservations[self.document] = (
+                item.reservations.get(self.document, 0) + self.quantity
+            )
+
     class Issued(Aggregate.Event):
         document: str
         quantity: int
@@ -165,8 +176,11 @@ class StockItem(Aggregate):
             available=self.available,
         )
 
-    def reserve(self, quantity: int, *, document: str, allow_backorder: bool = False) -> None:
-        """Hold units for a document; beyond available only when backorders are allowed."""
+    def reserve(self, quantity: int, *, document: str, allow_backorder: bool = False) -> int:
+        """Hold units for a document; beyond available only when backorders are allowed.
+
+        Returns how many of the units are backordered.
+        """
         positive_quantity(quantity)
         covered = min(quantity, self.available)
         if covered < quantity and not allow_backorder:
@@ -176,6 +190,13 @@ class StockItem(Aggregate):
         self.trigger_event(
             self.Reserved, document=document, quantity=covered, backordered=quantity - covered
         )
+        return quantity - covered
+
+    def allocate_backorder(self, *, document: str) -> None:
+        """Cover a document's backordered units from available stock, as far as it goes."""
+        quantity = min(self.backorders.get(document, 0), max(self.available, 0))
+        if quantity:
+            self.trigger_event(self.BackorderAllocated, document=document, quantity=quantity)
 
     def release(self, *, document: str, reason: str = "released") -> None:
         """Give back everything a document holds (reserved and backordered)."""

@@ -103,6 +103,7 @@ class Order(Aggregate):
     def place(
         cls,
         *,
+        order_id: UUID,
         order_number: str,
         customer_id: UUID,
         location_id: UUID,
@@ -111,7 +112,7 @@ class Order(Aggregate):
         shipping_address: str,
         tax_rate_basis_points: int,
     ) -> Order:
-        """A pending order; lines must already be priced and their stock reserved."""
+        """A pending order; lines must already be priced and reserved under `order_id`."""
         if not lines:
             raise InvalidValue("items", "an order needs at least one line")
         for line in lines:
@@ -121,7 +122,9 @@ class Order(Aggregate):
                 )
         if not 0 <= tax_rate_basis_points <= BASIS_POINTS:
             raise InvalidValue("taxRate", "must be between 0 and 100 %")
-        return cls(
+        return cls._create(
+            cls.Placed,
+            id=order_id,
             order_number=order_number,
             customer_id=customer_id,
             location_id=location_id,

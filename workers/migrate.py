@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import psycopg
 
+from application.orders import ORDER_NUMBER_SEQUENCE
 from application.recorder import XidOrderedRecorder
 from application.store import EventStore
 from projections.registry import projection_groups
 from workers import projector, relay
 
+SEQUENCES_DDL = f"CREATE SEQUENCE IF NOT EXISTS public.pms_{ORDER_NUMBER_SEQUENCE}"
+
 
 def read_side_ddl() -> list[str]:
     """DDL of the position tables and every projection's tables, in order."""
-    statements = [relay.DDL, projector.DDL]
+    statements = [relay.DDL, projector.DDL, SEQUENCES_DDL]
     for group in projection_groups():
         statements.extend(projection.ddl for projection in group.projections)
     return statements

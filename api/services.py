@@ -60,7 +60,7 @@ class Services:
     async def stop(self) -> None:
         """Close everything, most dependent first."""
         await self.hub.stop()
-        await self.nats.drain()
+        await self.nats.close()
         await self.redis.aclose()
         await self.pool.close()
         self.store.close()

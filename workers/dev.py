@@ -82,8 +82,15 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_dev(settings: Settings) -> int:
     """Start servers, migrate, start the API and workers; stop everything on Ctrl-C."""
+    # Explicit handlers: a shell may start us with SIGINT ignored, and SIGTERM must clean up too.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded = EmbeddedServices(
         settings.data_dir,

@@ -73,5 +73,5 @@ async def run_workers(
         await asyncio.gather(*tasks, return_exceptions=True)
         for connection in connections:
             await connection.close()
-        await client.drain()
+        await client.close()  # every publish was acked already; drain waits on pull fetches
         store.close()

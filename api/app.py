@@ -16,6 +16,7 @@ from api.auth import TokenAuthenticationMiddleware
 from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.health import health
+from api.idempotency import idempotency_middleware
 from api.middleware import request_id_middleware
 from api.routes.auth import AuthController
 from api.routes.catalogue import ProductController
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             request_id_middleware,
             DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema", "^/health"]),
+            idempotency_middleware,  # inside authentication: keys are scoped per caller
         ],
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(allow_origins=[]),

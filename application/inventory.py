@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from uuid import UUID
+from dataclasses import dataclass
+from uuid import UUID, uuid4
 
 import msgspec
 
@@ -74,5 +75,82 @@ def adjust_stock(
         item = stock_item_for(unit, command.product_id, command.location_id)
         item.adjust(command.quantity, reason=command.reason, document=command.document)
         return item
+
+    return store.execute(context, decide)
+
+
+class TransferStock(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """Move units between two locations."""
+
+    product_id: UUID
+    from_location_id: UUID
+    to_location_id: UUID
+    quantity: int
+
+
+class CountLine(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """What was physically counted of one product."""
+
+    product_id: UUID
+    counted: int
+
+
+class CountStock(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """A physical count at one location."""
+
+    location_id: UUID
+    lines: list[CountLine]
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Both sides of a transfer, saved together."""
+
+    document: str
+    source: StockItem
+    destination: StockItem
+
+
+def transfer_stock(
+    store: EventStore, context: CommandContext, command: TransferStock
+) -> Outcome[Transfer]:
+    """Take units out of one location and into another in one atomic save."""
+    document = f"transfer:{uuid4()}"
+
+    def decide(unit: UnitOfWork) -> Transfer:
+        if command.from_location_id == command.to_location_id:
+            raise InvalidValue("toLocationId", "must differ from fromLocationId")
+        source = stock_item_for(unit, command.product_id, command.from_location_id)
+        destination = stock_item_for(unit, command.product_id, command.to_location_id)
+        source.transfer_out(
+            command.quantity, to_location_id=command.to_location_id, document=document
+        )
+        destination.transfer_in(
+            command.quantity, from_location_id=command.from_location_id, document=document
+        )
+        return Transfer(document=document, source=source, destination=destination)
+
+    return store.execute(context, decide)
+
+
+def count_stock(
+    store: EventStore, context: CommandContext, command: CountStock
+) -> Outcome[list[StockItem]]:
+    """Reconcile on hand to a physical count, line by line, all lines or none."""
+    document = f"count:{uuid4()}"
+
+    def decide(unit: UnitOfWork) -> list[StockItem]:
+        if not command.lines:
+            raise InvalidValue("lines", "a count needs at least one line")
+        seen: set[UUID] = set()
+        items = []
+        for line in command.lines:
+            if line.product_id in seen:
+                raise InvalidValue("lines", f"product {line.product_id} is counted twice")
+            seen.add(line.product_id)
+            item = stock_item_for(unit, line.product_id, command.location_id)
+            item.count(line.counted, document=document)
+            items.append(item)
+        return items
 
     return store.execute(context, decide)

@@ -21,19 +21,23 @@ class Page:
     sort_column: str
     descending: bool
     limit: int
-    after: tuple[Any, str] | None  # (sort value, id) of the last row already seen
+    after: tuple[Any, str] | None  # (sort value, tie-breaker) of the last row already seen
+    tiebreak: str = "id"  # a unique column that orders rows with equal sort values
 
     def order_sql(self) -> str:
         """ORDER BY clause: the sort column, then id as tie-breaker."""
         direction = "DESC" if self.descending else "ASC"
-        return f"ORDER BY {self.sort_column} {direction}, id {direction}"
+        return f"ORDER BY {self.sort_column} {direction}, {self.tiebreak} {direction}"
 
     def where_sql(self) -> tuple[str, list[Any]]:
         """Predicate that skips rows up to the cursor (or TRUE)."""
         if self.after is None:
             return "TRUE", []
         op = "<" if self.descending else ">"
-        return f"({self.sort_column}, id) {op} (%s, %s)", [self.after[0], self.after[1]]
+        return (
+            f"({self.sort_column}, {self.tiebreak}) {op} (%s, %s)",
+            [self.after[0], self.after[1]],
+        )
 
 
 def parse_page(
@@ -43,6 +47,7 @@ def parse_page(
     limit: int | None,
     columns: dict[str, str],
     default: str,
+    tiebreak: str = "id",
 ) -> Page:
     """Validate `?sort=`, `?cursor=`, `?limit=` against the sortable `columns` (wire → SQL)."""
     sort = sort or default
@@ -62,7 +67,13 @@ def parse_page(
             after = (decoded[1], str(decoded[2]))
         except (ValueError, TypeError, IndexError, msgspec.DecodeError):
             raise InvalidValue("cursor", "not a cursor of this list") from None
-    return Page(sort_column=columns[field], descending=descending, limit=limit, after=after)
+    return Page(
+        sort_column=columns[field],
+        descending=descending,
+        limit=limit,
+        after=after,
+        tiebreak=tiebreak,
+    )
 
 
 def next_cursor(page: Page, sort: str, rows: list[dict[str, Any]], key: str) -> str | None:
@@ -70,5 +81,5 @@ def next_cursor(page: Page, sort: str, rows: list[dict[str, Any]], key: str) -> 
     if len(rows) < page.limit:
         return None
     last = rows[-1]
-    payload = msgspec.json.encode([sort, last[key], str(last["id"])])
+    payload = msgspec.json.encode([sort, last[key], str(last[page.tiebreak])])
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")

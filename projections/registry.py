@@ -5,6 +5,7 @@ from __future__ import annotations
 from projections.base import ProjectionGroup
 from projections.catalogue import ProductsProjection
 from projections.locations import LocationsProjection
+from projections.stock_ledger import StockLedgerProjection
 from projections.stock_levels import StockLevelsProjection
 
 
@@ -13,6 +14,11 @@ def projection_groups() -> tuple[ProjectionGroup, ...]:
     return (
         ProjectionGroup(
             name="main",
-            projections=(ProductsProjection(), LocationsProjection(), StockLevelsProjection()),
+            projections=(
+                ProductsProjection(),
+                LocationsProjection(),
+                StockLevelsProjection(),
+                StockLedgerProjection(),  # after stock levels: it records the new balance
+            ),
         ),
     )

@@ -9,6 +9,7 @@ from psycopg import AsyncCursor
 
 from domain.inventory import StockItem
 from projections.base import Change, EventInfo
+from projections.movements import movement_of
 
 DDL = """
 CREATE TABLE IF NOT EXISTS read.stock_levels (
@@ -17,15 +18,16 @@ CREATE TABLE IF NOT EXISTS read.stock_levels (
     location_id uuid NOT NULL,
     on_hand bigint NOT NULL,
     reserved bigint NOT NULL,
+    backordered bigint NOT NULL DEFAULT 0,
     version integer NOT NULL,
     updated_at timestamptz NOT NULL
 );
+ALTER TABLE read.stock_levels ADD COLUMN IF NOT EXISTS backordered bigint NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS stock_levels_product ON read.stock_levels (product_id);
 CREATE INDEX IF NOT EXISTS stock_levels_location ON read.stock_levels (location_id);
 """
 
-# Signed change of (on hand, reserved) per event type.
-_ON_HAND_DELTA = (StockItem.Received, StockItem.Adjusted)
+_RETURNING = " RETURNING product_id, location_id, on_hand, reserved"
 
 
 class StockLevelsProjection:
@@ -37,7 +39,7 @@ class StockLevelsProjection:
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Stock item events."""
-        return isinstance(event, (StockItem.Opened, *_ON_HAND_DELTA))
+        return isinstance(event, StockItem.Event)
 
     async def apply(
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
@@ -46,8 +48,8 @@ class StockLevelsProjection:
         if isinstance(event, StockItem.Opened):
             await cursor.execute(
                 "INSERT INTO read.stock_levels (stock_item_id, product_id, location_id, on_hand,"
-                " reserved, version, updated_at) VALUES (%s, %s, %s, 0, 0, %s, %s)"
-                " RETURNING product_id, location_id, on_hand, reserved",
+                " reserved, backordered, version, updated_at)"
+                " VALUES (%s, %s, %s, 0, 0, 0, %s, %s)" + _RETURNING,
                 (
                     event.originator_id,
                     event.product_id,
@@ -57,12 +59,21 @@ class StockLevelsProjection:
                 ),
             )
         else:
-            assert isinstance(event, _ON_HAND_DELTA)
+            move = movement_of(event)
+            if move is None:
+                return []
             await cursor.execute(
-                "UPDATE read.stock_levels SET on_hand = on_hand + %s, version = %s,"
-                " updated_at = %s WHERE stock_item_id = %s"
-                " RETURNING product_id, location_id, on_hand, reserved",
-                (event.quantity, event.originator_version, info.timestamp, event.originator_id),
+                "UPDATE read.stock_levels SET on_hand = on_hand + %s, reserved = reserved + %s,"
+                " backordered = backordered + %s, version = %s, updated_at = %s"
+                " WHERE stock_item_id = %s" + _RETURNING,
+                (
+                    move.on_hand,
+                    move.reserved,
+                    move.backordered,
+                    event.originator_version,
+                    info.timestamp,
+                    event.originator_id,
+                ),
             )
         row = await cursor.fetchone()
         if row is None:

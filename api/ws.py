@@ -29,6 +29,7 @@ AUTH_TIMEOUT_SECONDS = 10.0
 # Websocket topic family -> (change-subject stem, permission needed to see it).
 TOPICS: dict[str, tuple[str, Permission]] = {
     "inventory": ("inventory", Permission.INVENTORY_READ),
+    "orders": ("orders", Permission.ORDERS_READ),
     "alerts": ("alerts", Permission.INVENTORY_READ),
 }
 

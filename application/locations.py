@@ -6,6 +6,7 @@ from typing import Literal
 
 import msgspec
 
+from application.company import company_settings
 from application.context import CommandContext
 from application.store import EventStore, Outcome, UnitOfWork
 from application.uniqueness import claim_key
@@ -37,6 +38,9 @@ def create_location(
         )
         claim_key(unit, LOCATION_CODE_KEY, code, location.id)
         unit.add(location)
+        settings = company_settings(unit)
+        if settings.default_location_id is None:
+            settings.choose_default_location(location.id)
         return location
 
     return store.execute(context, decide)

@@ -16,21 +16,33 @@ class Permission(StrEnum):
     INVENTORY_READ = "inventory:read"
     INVENTORY_WRITE = "inventory:write"
     LOCATIONS_WRITE = "locations:write"
+    ORDERS_READ = "orders:read"
+    ORDERS_WRITE = "orders:write"
     REPORTS_READ = "reports:read"
     USERS_ADMIN = "users:admin"
+    SETTINGS_ADMIN = "settings:admin"
 
 
-_READ = frozenset({Permission.CATALOGUE_READ, Permission.INVENTORY_READ, Permission.REPORTS_READ})
+_READ = frozenset(
+    {
+        Permission.CATALOGUE_READ,
+        Permission.INVENTORY_READ,
+        Permission.ORDERS_READ,
+        Permission.REPORTS_READ,
+    }
+)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "viewer": _READ,
-    "employee": _READ | {Permission.CATALOGUE_WRITE, Permission.INVENTORY_WRITE},
+    "employee": _READ
+    | {Permission.CATALOGUE_WRITE, Permission.INVENTORY_WRITE, Permission.ORDERS_WRITE},
     "manager": _READ
     | {
         Permission.CATALOGUE_WRITE,
         Permission.PRICES_WRITE,
         Permission.INVENTORY_WRITE,
         Permission.LOCATIONS_WRITE,
+        Permission.ORDERS_WRITE,
     },
     "admin": frozenset(Permission),
 }

@@ -53,7 +53,7 @@ class ProductController(Controller):
         return created(product_view(product), outcome.position, f"/api/v1/products/{product.id}")
 
     @get(guards=[requires(Permission.CATALOGUE_READ)])
-    async def list(
+    async def index(
         self,
         reader: AsyncConnection[Any],
         q: str | None = None,

@@ -37,7 +37,7 @@ class LocationController(Controller):
         )
 
     @get(guards=[requires(Permission.INVENTORY_READ)])
-    async def list(self, reader: AsyncConnection[Any]) -> dict[str, Any]:
+    async def index(self, reader: AsyncConnection[Any]) -> dict[str, Any]:
         """Every location."""
         return {"items": await list_locations(reader), "nextCursor": None}
 

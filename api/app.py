@@ -20,8 +20,11 @@ from api.idempotency import idempotency_middleware
 from api.middleware import request_id_middleware
 from api.routes.auth import AuthController
 from api.routes.catalogue import ProductController
+from api.routes.customers import CustomerController
 from api.routes.inventory import InventoryController
 from api.routes.locations import LocationController
+from api.routes.orders import OrderController
+from api.routes.settings import SettingsController
 from api.services import Services
 from api.ws import changes_socket
 from application.settings import Settings
@@ -47,7 +50,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api_v1 = Router(
         path="/api/v1",
-        route_handlers=[AuthController, ProductController, LocationController, InventoryController],
+        route_handlers=[
+            AuthController,
+            ProductController,
+            LocationController,
+            InventoryController,
+            CustomerController,
+            OrderController,
+            SettingsController,
+        ],
         security=[{"BearerToken": []}],
     )
     return Litestar(

@@ -14,6 +14,7 @@ from domain.errors import DomainError, InsufficientStock, InvalidValue, NotFound
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+_RESERVED = frozenset({"type", "title", "status", "detail", "instance"})
 
 
 class ProjectionBehind(Exception):
@@ -32,7 +33,7 @@ def problem(
     detail: str,
     *,
     headers: dict[str, str] | None = None,
-    **extra: Any,
+    extra: dict[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
     """A problem+json response with a stable `type` per error class."""
     body: dict[str, Any] = {
@@ -40,7 +41,7 @@ def problem(
         "title": title,
         "status": status,
         "detail": detail,
-        **extra,
+        **{k: v for k, v in (extra or {}).items() if k not in _RESERVED},
     }
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -52,7 +53,7 @@ def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
             exc.code,
             "Invalid value",
             exc.detail,
-            errors=[{"field": exc.field_name, "message": exc.detail}],
+            extra={"errors": [{"field": exc.field_name, "message": exc.detail}]},
         )
     if isinstance(exc, NotFound):
         return problem(404, exc.code, "Not found", exc.detail)
@@ -62,18 +63,25 @@ def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
             exc.code,
             "Insufficient stock",
             exc.detail,
-            shortages=[
-                {
-                    "productId": s.product_id,
-                    "locationId": s.location_id,
-                    "requested": s.requested,
-                    "available": s.available,
-                }
-                for s in exc.shortages
-            ],
+            extra={
+                "shortages": [
+                    {
+                        "productId": s.product_id,
+                        "locationId": s.location_id,
+                        "requested": s.requested,
+                        "available": s.available,
+                    }
+                    for s in exc.shortages
+                ]
+            },
         )
-    extra: dict[str, Any] = {k: v for k, v in exc.extra.items() if isinstance(v, str | int)}
-    return problem(409, exc.code, "Conflict", exc.detail, **extra)
+    extra = {_camel(k): v for k, v in exc.extra.items() if isinstance(v, str | int)}
+    return problem(409, exc.code, "Conflict", exc.detail, extra=extra)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 _HTTP_CODES = {
@@ -103,7 +111,7 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
             "validation-error",
             "Invalid request",
             exc.detail,
-            errors=_validation_errors(exc.extra),
+            extra={"errors": _validation_errors(exc.extra)},
         )
     code, title = _HTTP_CODES.get(exc.status_code, ("http-error", "Error"))
     headers = dict(exc.headers or {})
@@ -117,8 +125,7 @@ def _behind(_: Request[Any, Any, Any], exc: ProjectionBehind) -> Response[dict[s
         "Read model not fresh enough yet",
         str(exc),
         headers={"Retry-After": "1"},
-        wantedPosition=exc.wanted,
-        reachedPosition=exc.reached,
+        extra={"wantedPosition": exc.wanted, "reachedPosition": exc.reached},
     )
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from domain.catalogue import Product
+from domain.customers import Customer
 from domain.inventory import StockItem
 from domain.locations import Location
+from domain.orders import Order
+from projections.customer_queries import CustomerView
 from projections.locations_queries import LocationView
+from projections.order_queries import OrderLineView, OrderView
 from projections.product_queries import ProductView
 from projections.stock_queries import StockItemView
 
@@ -53,4 +57,53 @@ def stock_item_view(item: StockItem) -> StockItemView:
         reserved=item.reserved,
         available=item.available,
         version=item.version,
+    )
+
+
+def customer_view(customer: Customer) -> CustomerView:
+    """The wire shape of a customer."""
+    return CustomerView(
+        id=customer.id,
+        email=customer.email,
+        name=customer.name,
+        phone=customer.phone,
+        address=customer.address,
+        active=customer.active,
+        version=customer.version,
+        created_at=customer.created_on,
+        updated_at=customer.modified_on,
+    )
+
+
+def order_view(order: Order) -> OrderView:
+    """The wire shape of an order, computed by the aggregate itself."""
+    return OrderView(
+        id=order.id,
+        order_number=order.order_number,
+        customer_id=order.customer_id,
+        location_id=order.location_id,
+        status=order.status,
+        payment_status=order.payment_status,
+        fulfilment_status=order.fulfilment_status,
+        currency=order.currency,
+        lines=[
+            OrderLineView(
+                product_id=line.product_id,
+                sku=line.sku,
+                name=line.name,
+                quantity=line.quantity,
+                shipped=order.shipped.get(line.product_id, 0),
+                backordered=line.backordered,
+                unit_price=line.unit_price,
+                line_total=line.line_total,
+            )
+            for line in order.lines
+        ],
+        subtotal=order.subtotal,
+        tax=order.tax,
+        total=order.total,
+        shipping_address=order.shipping_address,
+        version=order.version,
+        placed_at=order.created_on,
+        updated_at=order.modified_on,
     )

@@ -279,5 +279,5 @@ class Order(Aggregate):
     def _require(self, action: str, *statuses: OrderStatus) -> None:
         if self.status not in statuses:
             raise IllegalTransition(
-                f"cannot {action} an order that is {self.status}", status=self.status
+                f"cannot {action} an order that is {self.status}", current_status=self.status
             )

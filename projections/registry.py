@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from projections.base import ProjectionGroup
 from projections.catalogue import ProductsProjection
+from projections.customers import CustomersProjection
 from projections.locations import LocationsProjection
+from projections.order_timeline import OrderTimelineProjection
+from projections.orders import OrdersProjection
 from projections.stock_ledger import StockLedgerProjection
 from projections.stock_levels import StockLevelsProjection
 
@@ -19,6 +22,9 @@ def projection_groups() -> tuple[ProjectionGroup, ...]:
                 LocationsProjection(),
                 StockLevelsProjection(),
                 StockLedgerProjection(),  # after stock levels: it records the new balance
+                OrdersProjection(),
+                OrderTimelineProjection(),
+                CustomersProjection(),  # after orders: it recounts a customer's orders
             ),
         ),
     )

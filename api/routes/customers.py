@@ -7,15 +7,6 @@ from uuid import UUID
 
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.exceptions import NotFoundException
-from projections.customer_queries import (
-    CUSTOMER_SORTS,
-    CustomerHistory,
-    CustomerPage,
-    CustomerView,
-    customer_history,
-    get_customer,
-    list_customers,
-)
 from psycopg import AsyncConnection
 
 from api.auth import requires
@@ -31,6 +22,15 @@ from application.customers import (
 )
 from application.permissions import Permission
 from application.store import EventStore
+from projections.customer_queries import (
+    CUSTOMER_SORTS,
+    CustomerHistory,
+    CustomerPage,
+    CustomerView,
+    customer_history,
+    get_customer,
+    list_customers,
+)
 from projections.paging import parse_page
 
 

@@ -9,15 +9,6 @@ from uuid import UUID
 from litestar import Controller, Response, get, patch, post
 from litestar.exceptions import NotFoundException
 from litestar.params import Parameter
-from projections.order_queries import (
-    ORDER_SORTS,
-    OrderPage,
-    OrderView,
-    TimelineEntry,
-    get_order,
-    list_orders,
-    order_timeline,
-)
 from psycopg import AsyncConnection
 
 from api.auth import requires
@@ -36,6 +27,15 @@ from application.orders import (
 )
 from application.permissions import Permission
 from application.store import EventStore
+from projections.order_queries import (
+    ORDER_SORTS,
+    OrderPage,
+    OrderView,
+    TimelineEntry,
+    get_order,
+    list_orders,
+    order_timeline,
+)
 from projections.paging import parse_page
 
 

@@ -107,6 +107,12 @@ class StockReservationCommands(RuleBasedStateMachine):
             _add(self.held, document, covered)
             _add(self.backordered, document, quantity - covered)
 
+    @rule(document=documents, margin=st.sampled_from([0, 1]), allow_backorder=st.booleans())
+    def reserve_at_the_available_limit(
+        self, document: str, margin: int, allow_backorder: bool
+    ) -> None:
+        self.reserve(document, self.expected_available + margin, allow_backorder)
+
     @rule(document=documents)
     def allocate_backorder(self, document: str) -> None:
         quantity = min(self.backordered.get(document, 0), self.expected_available)

@@ -1,0 +1,112 @@
+"""Read model of customers, with their order history figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import DomainEventProtocol
+from psycopg import AsyncCursor
+
+from domain.customers import Customer
+from domain.orders import Order
+from projections.base import Change, EventInfo
+
+DDL = """
+CREATE TABLE IF NOT EXISTS read.customers (
+    id uuid PRIMARY KEY,
+    email text NOT NULL,
+    name text NOT NULL,
+    phone text NOT NULL,
+    address text NOT NULL,
+    active boolean NOT NULL,
+    version integer NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    order_count integer NOT NULL,
+    open_order_count integer NOT NULL,
+    total_spent bigint NOT NULL,
+    currency text,
+    last_order_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS customers_created_at ON read.customers (created_at, id);
+CREATE INDEX IF NOT EXISTS customers_name ON read.customers (name, id);
+CREATE INDEX IF NOT EXISTS customers_email ON read.customers (email, id);
+"""
+
+_UPDATES: dict[type[Any], str] = {
+    Customer.DetailsChanged: "name = %(name)s, phone = %(phone)s, address = %(address)s",
+    Customer.EmailChanged: "email = %(email)s",
+    Customer.Deactivated: "active = false",
+}
+_ORDER_EVENTS = (Order.Placed, Order.LinesChanged, Order.Cancelled, Order.Delivered)
+
+# Figures recomputed from the customer's rows in read.orders, which already reflect the event.
+_RECOUNT = """
+UPDATE read.customers c SET (order_count, open_order_count, total_spent, last_order_at) = (
+    SELECT count(*),
+        count(*) FILTER (WHERE o.status NOT IN ('delivered', 'cancelled')),
+        COALESCE(sum(o.total) FILTER (
+            WHERE o.status <> 'cancelled' AND o.currency = c.currency), 0),
+        max(o.placed_at)
+    FROM read.orders o WHERE o.customer_id = c.id)
+WHERE c.id = (SELECT customer_id FROM read.orders WHERE id = %s)
+"""
+
+
+class CustomersProjection:
+    """One row per customer, with order count, open orders, total spent and last order time.
+
+    The order figures are read from read.orders, so this projection must be in the same group
+    as OrdersProjection and after it (then it sees the event's effect on the order, in the same
+    transaction), and both must be rebuilt together. "Open" means neither delivered nor
+    cancelled; total spent is the sum of the totals of orders not cancelled in `currency`, the
+    currency of the customer's first order (orders in other currencies are counted, not summed).
+    """
+
+    name = "customers"
+    ddl = DDL
+    tables: tuple[str, ...] = ("customers",)
+
+    def handles(self, event: DomainEventProtocol[Any]) -> bool:
+        """Customer events, and the order events that change a customer's figures."""
+        return isinstance(event, (Customer.Registered, *_UPDATES, *_ORDER_EVENTS))
+
+    async def apply(
+        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
+    ) -> list[Change]:
+        """Insert on registration, update details, or recount the customer's orders."""
+        if isinstance(event, Customer.Registered):
+            await cursor.execute(
+                "INSERT INTO read.customers (id, email, name, phone, address, active, version,"
+                " created_at, updated_at, order_count, open_order_count, total_spent)"
+                " VALUES (%s, %s, %s, %s, %s, true, %s, %s, %s, 0, 0, 0)",
+                (
+                    event.originator_id,
+                    event.email,
+                    event.name,
+                    event.phone,
+                    event.address,
+                    event.originator_version,
+                    info.timestamp,
+                    info.timestamp,
+                ),
+            )
+        elif type(event) in _UPDATES:
+            params = {
+                **vars(event),
+                "version": event.originator_version,
+                "at": info.timestamp,
+            }
+            await cursor.execute(
+                f"UPDATE read.customers SET {_UPDATES[type(event)]}, version = %(version)s,"
+                " updated_at = %(at)s WHERE id = %(originator_id)s",
+                params,
+            )
+        else:
+            if isinstance(event, Order.Placed):
+                await cursor.execute(
+                    "UPDATE read.customers SET currency = COALESCE(currency, %s) WHERE id = %s",
+                    (event.currency, event.customer_id),
+                )
+            await cursor.execute(_RECOUNT, (event.originator_id,))
+        return []

@@ -64,6 +64,19 @@ def merge_lines(requested: list[tuple[UUID, int]]) -> dict[UUID, int]:
     return merged
 
 
+def _check_lines(lines: list[OrderLine], currency: str, tax_rate_basis_points: int) -> None:
+    """Lines in the order's currency, whose total stays within Money's range."""
+    if not lines:
+        raise InvalidValue("items", "an order needs at least one line")
+    subtotal = Money(0, currency)
+    for line in lines:
+        if line.unit_price.currency != currency:
+            priced_in = line.unit_price.currency
+            raise InvalidValue("currency", f"{line.sku} is priced in {priced_in}")
+        subtotal = subtotal + line.line_total  # raises InvalidValue beyond the range
+    _ = subtotal + tax_on(subtotal, tax_rate_basis_points)
+
+
 class Order(Aggregate):
     """A customer's order; stock for its lines is reserved in the same save."""
 
@@ -217,8 +230,7 @@ class Order(Aggregate):
     def change_lines(self, lines: list[OrderLine]) -> None:
         """Replace the lines (only while pending; stock is re-reserved by the caller)."""
         self._require("change lines", "pending")
-        if not lines:
-            raise InvalidValue("items", "an order needs at least one line")
+        _check_lines(lines, self.currency, self.tax_rate_basis_points)
         if lines != self.lines:
             self.trigger_event(self.LinesChanged, lines=lines)
 

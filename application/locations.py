@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from uuid import UUID
 
 import msgspec
 
@@ -41,6 +42,47 @@ def create_location(
         settings = company_settings(unit)
         if settings.default_location_id is None:
             settings.choose_default_location(location.id)
+        return location
+
+    return store.execute(context, decide)
+
+
+class UpdateLocation(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """Rename a location or change its address."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    address: str | msgspec.UnsetType = msgspec.UNSET
+
+
+def update_location(
+    store: EventStore,
+    context: CommandContext,
+    location_id: UUID,
+    command: UpdateLocation,
+    *,
+    if_match: int | None = None,
+) -> Outcome[Location]:
+    """Partial update of a location."""
+
+    def decide(unit: UnitOfWork) -> Location:
+        location = unit.get(Location, location_id, version=if_match)
+        location.rename(
+            name=location.name if command.name is msgspec.UNSET else command.name,
+            address=location.address if command.address is msgspec.UNSET else command.address,
+        )
+        return location
+
+    return store.execute(context, decide)
+
+
+def deactivate_location(
+    store: EventStore, context: CommandContext, location_id: UUID, *, if_match: int | None = None
+) -> Outcome[Location]:
+    """Stop using a location (no new stock items there; history stays)."""
+
+    def decide(unit: UnitOfWork) -> Location:
+        location = unit.get(Location, location_id, version=if_match)
+        location.deactivate()
         return location
 
     return store.execute(context, decide)

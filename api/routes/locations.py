@@ -5,15 +5,21 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.exceptions import NotFoundException
 from psycopg import AsyncConnection
 
 from api.auth import requires
-from api.responses import created
+from api.responses import created, done
 from api.views import location_view
 from application.context import CommandContext
-from application.locations import CreateLocation, create_location
+from application.locations import (
+    CreateLocation,
+    UpdateLocation,
+    create_location,
+    deactivate_location,
+    update_location,
+)
 from application.permissions import Permission
 from application.store import EventStore
 from projections.locations_queries import LocationView, get_location, list_locations
@@ -48,3 +54,31 @@ class LocationController(Controller):
         if location is None:
             raise NotFoundException(f"location {location_id} not found")
         return location
+
+    @patch(
+        "/{location_id:uuid}", guards=[requires(Permission.LOCATIONS_WRITE)], sync_to_thread=True
+    )
+    def update(
+        self,
+        location_id: UUID,
+        data: UpdateLocation,
+        store: EventStore,
+        context: CommandContext,
+        if_match: int | None,
+    ) -> Response[LocationView]:
+        """Rename or change the address."""
+        outcome = update_location(store, context, location_id, data, if_match=if_match)
+        return done(location_view(outcome.value), outcome.position)
+
+    @delete(
+        "/{location_id:uuid}",
+        guards=[requires(Permission.LOCATIONS_WRITE)],
+        status_code=200,
+        sync_to_thread=True,
+    )
+    def deactivate(
+        self, location_id: UUID, store: EventStore, context: CommandContext, if_match: int | None
+    ) -> Response[LocationView]:
+        """Deactivate (its stock history stays)."""
+        outcome = deactivate_location(store, context, location_id, if_match=if_match)
+        return done(location_view(outcome.value), outcome.position)

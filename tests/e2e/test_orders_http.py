@@ -331,3 +331,63 @@ async def test_concurrent_orders_never_oversell(
             ).fetchone()
             assert row is not None
             assert row[0] == reserved[(product, location)]
+
+
+def test_transfers_counts_and_low_stock_alerts(
+    api_url: str, admin_headers: dict[str, str], workers: None
+) -> None:
+    product = _product(api_url, admin_headers, 300, reorderLevel=5, reorderQuantity=20)
+    here, there = _location(api_url, admin_headers), _location(api_url, admin_headers)
+    _receive(api_url, admin_headers, product, here, 8)
+    moved = _post(
+        api_url,
+        "/inventory/transfers",
+        admin_headers,
+        {"productId": product, "fromLocationId": here, "toLocationId": there, "quantity": 3},
+    )
+    assert moved.status_code == 201, moved.text
+    assert moved.json()["source"]["onHand"] == 5
+    assert moved.json()["destination"]["onHand"] == 3
+    too_many = _post(
+        api_url,
+        "/inventory/transfers",
+        admin_headers,
+        {"productId": product, "fromLocationId": here, "toLocationId": there, "quantity": 6},
+    )
+    assert too_many.status_code == 409
+    counted = _post(
+        api_url,
+        "/inventory/counts",
+        admin_headers,
+        {"locationId": there, "lines": [{"productId": product, "counted": 1}]},
+    )
+    assert counted.status_code == 200, counted.text
+    assert counted.json()[0]["onHand"] == 1
+    fresh = {**admin_headers, "X-PMS-Min-Position": counted.headers["X-PMS-Position"]}
+    stock = httpx.get(f"{api_url}/api/v1/inventory/stock/{product}", headers=fresh).json()
+    assert stock["onHand"] == 6
+    alerts = httpx.get(f"{api_url}/api/v1/inventory/alerts", headers=fresh).json()["items"]
+    assert product not in [a["productId"] for a in alerts]  # 6 available, reorder level 5
+    written_off = _post(
+        api_url,
+        "/inventory/adjustments",
+        admin_headers,
+        {"productId": product, "locationId": here, "quantity": -2, "reason": "damaged"},
+    )
+    fresh = {**admin_headers, "X-PMS-Min-Position": written_off.headers["X-PMS-Position"]}
+    alerts = httpx.get(f"{api_url}/api/v1/inventory/alerts", headers=fresh).json()["items"]
+    [alert] = [a for a in alerts if a["productId"] == product]
+    assert (alert["available"], alert["reorderLevel"], alert["suggestedReorderQuantity"]) == (
+        4,
+        5,
+        20,
+    )
+    moves = httpx.get(
+        f"{api_url}/api/v1/inventory/moves",
+        params={"productId": product, "locationId": there},
+        headers=fresh,
+    ).json()
+    assert [(m["kind"], m["quantity"], m["onHandAfter"]) for m in moves["items"]] == [
+        ("transferred_in", 3, 3),
+        ("counted", -2, 1),
+    ]

@@ -57,6 +57,7 @@ class Settings:
     command_retries: int = 5
     api_workers: int = 1
     stream_name: str = "PMS_EVENTS"
+    event_store: str = "xid"  # "xid" (XidOrderedRecorder) or "stock" (eventsourcing's, benchmarks)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +89,7 @@ class Settings:
             command_retries=_int(env, "PMS_COMMAND_RETRIES", defaults.command_retries),
             api_workers=_int(env, "PMS_API_WORKERS", defaults.api_workers),
             stream_name=env.get("PMS_STREAM_NAME", defaults.stream_name),
+            event_store=env.get("PMS_EVENT_STORE", "").strip().lower() or defaults.event_store,
         )
 
     def with_changes(self, **changes: Any) -> Settings:
@@ -132,4 +134,5 @@ class Settings:
             "PMS_COMMAND_RETRIES": str(self.command_retries),
             "PMS_API_WORKERS": str(self.api_workers),
             "PMS_STREAM_NAME": self.stream_name,
+            "PMS_EVENT_STORE": self.event_store,
         }

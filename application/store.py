@@ -18,7 +18,7 @@ from psycopg.sql import SQL, Literal
 
 from application.context import CommandContext
 from application.recorder import StoredNotification, XidOrderedRecorder
-from application.settings import Settings
+from application.settings import Settings, SettingsError
 from domain.errors import Conflict, NotFound
 from domain.orders import OrderLine, ShipmentItem
 from domain.values import Money
@@ -85,11 +85,22 @@ class PmsApplication(Application[UUID]):
 
 
 def application_env(settings: Settings) -> dict[str, str]:
-    """eventsourcing's environment for our PostgreSQL event store."""
+    """eventsourcing's environment for our PostgreSQL event store.
+
+    PMS_EVENT_STORE=stock selects eventsourcing's own recorder (LOCK TABLE, NOTIFY, bigserial)
+    as a benchmark baseline only: its table has another shape, so it needs its own database,
+    and the relay and projectors need the xid recorder's metadata column.
+    """
+    recorder_topics = {
+        "xid": RECORDER_TOPIC,
+        "stock": "eventsourcing.postgres:PostgresApplicationRecorder",
+    }
+    if settings.event_store not in recorder_topics:
+        raise SettingsError(f"PMS_EVENT_STORE must be xid or stock, got {settings.event_store!r}")
     params = conninfo_to_dict(settings.database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC,
+        "APPLICATION_RECORDER_TOPIC": recorder_topics[settings.event_store],
         "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
         "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
         "POSTGRES_PORT": str(params.get("port", "5432")),

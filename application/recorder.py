@@ -81,6 +81,7 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
                 "originator_version int NOT NULL, "
                 "topic text, state bytea, "
                 "metadata jsonb NOT NULL DEFAULT '{{}}', "
+                "event_hash bytea NOT NULL, "
                 "UNIQUE (originator_id, originator_version)) "
                 # Same autovacuum tuning as the stock table: append-only, rarely vacuumed.
                 "WITH (autovacuum_enabled = true, "
@@ -95,14 +96,36 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
         # before any row can be inserted, so the wait on a conflicting in-flight insert is
         # bounded without a second statement; an INSERT alone is then one round trip.
         # SQL is rendered to bytes once: composing it per call cost more than the insert.
+        # Each event's hash chains to the previous event of its stream (see
+        # application/audit.py for the byte layout), computed here in the append statement:
+        # the previous hash comes from the table or, for several events of one stream in
+        # one save, from the recursive step; so the chain costs no extra round trip.
         self.insert_sql = (
             SQL(
-                "INSERT INTO {table} (notification_id, originator_id, originator_version, "
-                "topic, state, metadata) "
-                "SELECT (pg_current_xact_id()::text::bigint << {bits}) + e.ordinal, "
-                "e.originator_id, e.originator_version, e.topic, e.state, %s "
+                "WITH RECURSIVE input AS ("
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state, e.ordinal, "
+                "sha256(convert_to(e.originator_id::text, 'UTF8')) "
+                "|| int4send(e.originator_version) "
+                "|| sha256(convert_to(e.topic, 'UTF8')) || sha256(e.state) "
+                "|| sha256(convert_to(%s::jsonb::text, 'UTF8')) AS body "
                 "FROM unnest(%s::{id_type}[], %s::int[], %s::text[], %s::bytea[]) "
-                "WITH ORDINALITY AS e(originator_id, originator_version, topic, state, ordinal) "
+                "WITH ORDINALITY AS e(originator_id, originator_version, topic, state, ordinal)"
+                "), chain AS ("
+                "SELECT i.*, sha256(COALESCE(p.event_hash, ''::bytea) || i.body) AS event_hash "
+                "FROM input i LEFT JOIN {table} p ON p.originator_id = i.originator_id "
+                "AND p.originator_version = i.originator_version - 1 "
+                "WHERE NOT EXISTS (SELECT 1 FROM input j WHERE j.originator_id = i.originator_id "
+                "AND j.originator_version = i.originator_version - 1) "
+                "UNION ALL "
+                "SELECT i.*, sha256(c.event_hash || i.body) FROM input i JOIN chain c "
+                "ON i.originator_id = c.originator_id "
+                "AND i.originator_version = c.originator_version + 1"
+                ") "
+                "INSERT INTO {table} (notification_id, originator_id, originator_version, "
+                "topic, state, metadata, event_hash) "
+                "SELECT (pg_current_xact_id()::text::bigint << {bits}) + c.ordinal, "
+                "c.originator_id, c.originator_version, c.topic, c.state, %s, c.event_hash "
+                "FROM chain c "
                 "CROSS JOIN (SELECT set_config('lock_timeout', {lock_timeout}, true)) AS lt "
                 "RETURNING notification_id"
             )
@@ -156,14 +179,16 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
         if len(stored_events) > MAX_EVENTS_PER_SAVE:
             msg = f"A save may hold at most {MAX_EVENTS_PER_SAVE} events, got {len(stored_events)}"
             raise DataError(msg)
+        stored_metadata = Jsonb(dict(metadata or {}))
         curs.execute(
             self.insert_sql,
             (
-                Jsonb(dict(metadata or {})),
+                stored_metadata,
                 [e.originator_id for e in stored_events],
                 [e.originator_version for e in stored_events],
                 [e.topic for e in stored_events],
                 [e.state for e in stored_events],
+                stored_metadata,
             ),
         )
         # Positions are base + ordinal, so sorting restores the order of stored_events

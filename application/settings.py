@@ -45,6 +45,7 @@ class Settings:
     data_dir: Path = Path("var")
     log_level: str = "INFO"
     jwt_secret: str = field(default="", repr=False)
+    audit_key: str = field(default="", repr=False)
     jwt_issuer: str = "pms"
     jwt_audience: str = "pms-api"
     access_token_ttl_seconds: int = 900
@@ -73,6 +74,7 @@ class Settings:
             data_dir=Path(env.get("PMS_DATA_DIR", str(defaults.data_dir))),
             log_level=env.get("PMS_LOG_LEVEL", defaults.log_level).upper(),
             jwt_secret=env.get("PMS_JWT_SECRET", ""),
+            audit_key=env.get("PMS_AUDIT_KEY", ""),
             jwt_issuer=env.get("PMS_JWT_ISSUER", defaults.jwt_issuer),
             jwt_audience=env.get("PMS_JWT_AUDIENCE", defaults.jwt_audience),
             access_token_ttl_seconds=_int(
@@ -123,6 +125,7 @@ class Settings:
             "PMS_DATA_DIR": str(self.data_dir),
             "PMS_LOG_LEVEL": self.log_level,
             "PMS_JWT_SECRET": self.jwt_secret,
+            "PMS_AUDIT_KEY": self.audit_key,
             "PMS_JWT_ISSUER": self.jwt_issuer,
             "PMS_JWT_AUDIENCE": self.jwt_audience,
             "PMS_ACCESS_TOKEN_TTL": str(self.access_token_ttl_seconds),

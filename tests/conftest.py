@@ -71,6 +71,7 @@ def settings(servers: ServiceUrls, tmp_path_factory: pytest.TempPathFactory) -> 
         port=free_port(),
         data_dir=Path(tmp_path_factory.mktemp("data")),
         jwt_secret=secrets.token_urlsafe(32),
+        audit_key=secrets.token_urlsafe(32),
         admin_email="admin@example.com",
         admin_password="admin-password-for-tests",
         log_level="WARNING",

@@ -20,11 +20,11 @@ from workers.migrate import migrate
 STOP_TIMEOUT = 10.0
 
 
-def jwt_secret(settings: Settings) -> str:
-    """PMS_JWT_SECRET, or a secret generated once and kept under the data directory."""
-    if settings.jwt_secret:
-        return settings.jwt_secret
-    path = settings.data_dir / "jwt-secret"
+def persisted_secret(settings: Settings, given: str, name: str) -> str:
+    """`given`, or a secret generated once and kept under the data directory as `name`."""
+    if given:
+        return given
+    path = settings.data_dir / name
     if not path.exists():
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
@@ -106,7 +106,10 @@ def run_dev(settings: Settings) -> int:
             nats_url=settings.nats_url or urls.nats_url,
             redis_url=settings.redis_url or urls.redis_url,
         )
-        settings = settings.with_changes(jwt_secret=jwt_secret(settings))
+        settings = settings.with_changes(
+            jwt_secret=persisted_secret(settings, settings.jwt_secret, "jwt-secret"),
+            audit_key=persisted_secret(settings, settings.audit_key, "audit-key"),
+        )
         env_file = write_services_env(settings)
         print(f"PostgreSQL  {settings.database_url}")
         print(f"NATS        {settings.nats_url}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
+from application.audit import SEALS_DDL
 from application.orders import ORDER_NUMBER_SEQUENCE
 from application.recorder import XidOrderedRecorder
 from application.store import EventStore
@@ -15,7 +16,7 @@ SEQUENCES_DDL = f"CREATE SEQUENCE IF NOT EXISTS public.pms_{ORDER_NUMBER_SEQUENC
 
 def read_side_ddl() -> list[str]:
     """DDL of the position tables and every projection's tables, in order."""
-    statements = [relay.DDL, projector.DDL, SEQUENCES_DDL]
+    statements = [relay.DDL, projector.DDL, SEQUENCES_DDL, SEALS_DDL]
     for group in projection_groups():
         statements.extend(projection.ddl for projection in group.projections)
     return statements

@@ -16,6 +16,7 @@ from projections.registry import projection_groups
 from workers.consumer import run_consumer
 from workers.projector import GroupProjector
 from workers.relay import Relay
+from workers.sealer import run_sealer
 from workers.streams import ensure_streams
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ async def run_workers(
                     run_consumer(projector, connection, js, settings.stream_name, stop)
                 )
             )
+        if relay and settings.audit_key:
+            tasks.append(asyncio.create_task(run_sealer(settings, stop)))
+        elif relay:
+            log.warning("PMS_AUDIT_KEY is not set: events are hash-chained but not sealed")
         log.info("workers running: relay=%s groups=%s", relay, groups or "all")
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)

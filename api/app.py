@@ -18,6 +18,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.health import health
 from api.idempotency import idempotency_middleware
 from api.middleware import request_id_middleware
+from api.routes.audit import AuditController
 from api.routes.auth import AuthController
 from api.routes.catalogue import ProductController
 from api.routes.customers import CustomerController
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CustomerController,
             OrderController,
             SettingsController,
+            AuditController,
         ],
         security=[{"BearerToken": []}],
     )

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     REPORTS_READ = "reports:read"
     USERS_ADMIN = "users:admin"
     SETTINGS_ADMIN = "settings:admin"
+    AUDIT_READ = "audit:read"
 
 
 _READ = frozenset(

@@ -68,6 +68,14 @@ def _run_migrate(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def _run_audit(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.audit_cli import run_export, run_verify
+
+    return (
+        run_verify(settings, args) if args.audit_command == "verify" else run_export(settings, args)
+    )
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Settings, argparse.Namespace], int]]] = {
     "dev": ("start everything on this machine (embedded servers unless URLs are set)", _run_dev),
     "api": ("run the HTTP API", _run_api),
@@ -75,6 +83,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Settings, argparse.Namespace], int]]] =
     "relay": ("run only the relay", _run_worker),
     "projector": ("run only projector groups (all, or --group NAME)", _run_worker),
     "migrate": ("create or update tables and the first admin", _run_migrate),
+    "audit": ("verify the tamper evidence or export the event log as NDJSON", _run_audit),
 }
 
 
@@ -86,6 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text)
         if name == "projector":
             command.add_argument("--group", action="append", help="projection group to run")
+        if name == "audit":
+            audit = command.add_subparsers(dest="audit_command", required=True)
+            audit.add_parser("verify", help="check every hash chain and seal")
+            export = audit.add_parser("export", help="write events as NDJSON")
+            export.add_argument("--after", type=int, default=0, help="start after this position")
+            export.add_argument("--until", type=int, default=None, help="stop at this position")
+            export.add_argument("--output", help="file to write (default: stdout)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()

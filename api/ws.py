@@ -15,6 +15,7 @@ from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from api.auth import Principal
 from api.dependencies import services
 from api.ws_hub import WsClient
+from api.ws_replay import replay, subject_filter
 from application.permissions import Permission, allows
 from projections.positions import lowest_position
 from projections.registry import projection_groups
@@ -44,6 +45,7 @@ class ClientMessage(msgspec.Struct, frozen=True):
 
 
 _decoder = msgspec.json.Decoder(ClientMessage)
+_encoder = msgspec.json.Encoder()
 
 
 def parse_topic(topic: str) -> tuple[str, bool, Permission] | None:
@@ -92,6 +94,10 @@ async def _pump(socket: WebSocket[Any, Any, Any], client: WsClient) -> None:
         await socket.send_text(payload.decode())
 
 
+def _error(client: WsClient, text: str) -> None:
+    client.send(_encoder.encode({"type": "error", "message": text}))
+
+
 async def _handle(
     socket: WebSocket[Any, Any, Any], client: WsClient, principal: Principal, state: State
 ) -> bool:
@@ -99,17 +105,19 @@ async def _handle(
     try:
         message = _decoder.decode(await socket.receive_text())
     except msgspec.DecodeError:
-        await socket.send_json({"type": "error", "message": "not a valid message"})
+        _error(client, "not a valid message")
         return True
     if message.type == "ping":
-        await socket.send_json({"type": "pong"})
+        client.send(_encoder.encode({"type": "pong"}))
         return True
     if message.type not in ("subscribe", "unsubscribe"):
-        await socket.send_json({"type": "error", "message": f"unknown type {message.type!r}"})
+        _error(client, f"unknown type {message.type!r}")
         return True
     parsed = parse_topic(message.topic or "")
     if parsed is None:
-        await socket.send_json({"type": "error", "message": f"unknown topic {message.topic!r}"})
+        client.send(
+            _encoder.encode({"type": "error", "message": f"unknown topic {message.topic!r}"})
+        )
         return True
     subject, exact, permission = parsed
     if not allows(principal.role, permission):
@@ -118,13 +126,36 @@ async def _handle(
     target = client.exact if exact else client.prefixes
     if message.type == "unsubscribe":
         target.discard(subject)
-        await socket.send_json({"type": "unsubscribed", "topic": message.topic})
+        client.send(_encoder.encode({"type": "unsubscribed", "topic": message.topic}))
         return True
-    target.add(subject)
+    found = services(state)
     groups = tuple(group.name for group in projection_groups())
-    async with services(state).pool.connection() as connection:
+    async with found.pool.connection() as connection:
         position = await lowest_position(connection, groups)
-    await socket.send_json({"type": "subscribed", "topic": message.topic, "position": position})
+    if message.since is None:
+        target.add(subject)
+        client.send(
+            _encoder.encode({"type": "subscribed", "topic": message.topic, "position": position})
+        )
+        return True
+    # Live messages are held from now on, so none slips between the replay and going live.
+    client.holding += 1
+    target.add(subject)
+    client.send(
+        _encoder.encode(
+            {
+                "type": "subscribed",
+                "topic": message.topic,
+                "position": position,
+                "since": message.since,
+            }
+        )
+    )
+    replayed = message.since
+    try:
+        replayed = await replay(found.nats, client, subject_filter(subject, exact), message.since)
+    finally:
+        client.release(replayed)
     return True
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -26,6 +27,8 @@ class WsClient:
         default_factory=lambda: asyncio.Queue(CLIENT_QUEUE_LIMIT)
     )
     too_slow: bool = False
+    holding: int = 0  # subscriptions replaying history: live messages wait in `held`
+    held: list[bytes] = field(default_factory=list)
 
     def wants(self, topic: str) -> bool:
         """Whether a change on `topic` (e.g. `inventory.<id>`) matches a subscription."""
@@ -33,12 +36,46 @@ class WsClient:
 
     def offer(self, payload: bytes) -> None:
         """Queue a message; a client that cannot keep up is cut off instead of slowing others."""
+        if self.holding:
+            self.held.append(payload)
+            if len(self.held) > CLIENT_QUEUE_LIMIT:
+                self._cut_off()
+            return
+        self.send(payload)
+
+    def send(self, payload: bytes) -> None:
+        """Queue a message for the socket now, whatever replay is going on."""
         try:
             self.queue.put_nowait(payload)
         except asyncio.QueueFull:
-            self.too_slow = True
-            self.queue = asyncio.Queue(1)
-            self.queue.put_nowait(None)
+            self._cut_off()
+
+    def release(self, replayed_up_to: int) -> None:
+        """End a replay: pass on held live messages newer than what the replay sent."""
+        self.holding -= 1
+        if self.holding:
+            return
+        held, self.held = self.held, []
+        for payload in held:
+            if position_of(payload) > replayed_up_to:
+                self.send(payload)
+
+    def _cut_off(self) -> None:
+        self.too_slow = True
+        self.holding = 0
+        self.held = []
+        self.queue = asyncio.Queue(1)
+        self.queue.put_nowait(None)
+
+
+def position_of(payload: bytes) -> int:
+    """The position a change message carries."""
+    position = msgspec.json.decode(payload, type=_Positioned).position
+    return position
+
+
+class _Positioned(msgspec.Struct):
+    position: int
 
 
 class Hub:

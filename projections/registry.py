@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.alerts import LowStockAlertsProjection
 from projections.base import ProjectionGroup
 from projections.catalogue import ProductsProjection
 from projections.customers import CustomersProjection
@@ -22,6 +23,7 @@ def projection_groups() -> tuple[ProjectionGroup, ...]:
                 LocationsProjection(),
                 StockLevelsProjection(),
                 StockLedgerProjection(),  # after stock levels: it records the new balance
+                LowStockAlertsProjection(),  # after products and stock levels
                 OrdersProjection(),
                 OrderTimelineProjection(),
                 CustomersProjection(),  # after orders: it recounts a customer's orders

@@ -1,0 +1,83 @@
+"""Low-stock alerts: a `system_alert` when a product's available units fall to its reorder level."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import DomainEventProtocol
+from psycopg import AsyncCursor
+
+from domain.catalogue import Product
+from domain.inventory import StockItem
+from projections.base import Change, EventInfo
+
+DDL = """
+CREATE TABLE IF NOT EXISTS read.low_stock_state (
+    product_id uuid PRIMARY KEY,
+    low boolean NOT NULL
+);
+"""
+
+
+class LowStockAlertsProjection:
+    """Remembers which products are low; runs after products and stock levels in the group."""
+
+    name = "low_stock_alerts"
+    ddl = DDL
+    tables: tuple[str, ...] = ("low_stock_state",)
+
+    def handles(self, event: DomainEventProtocol[Any]) -> bool:
+        """Anything that can move available units or the reorder level."""
+        return isinstance(event, StockItem.Event | Product.Created | Product.ReorderPolicyChanged)
+
+    async def apply(
+        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
+    ) -> list[Change]:
+        """Alert when the product becomes low; forget the alert once it recovers."""
+        if isinstance(event, StockItem.Event):
+            await cursor.execute(
+                "SELECT product_id FROM read.stock_levels WHERE stock_item_id = %s",
+                (event.originator_id,),
+            )
+            found = await cursor.fetchone()
+            if found is None:
+                return []
+            product_id = found[0]
+        else:
+            product_id = event.originator_id
+        await cursor.execute(
+            "SELECT p.sku, p.reorder_level, p.status,"
+            " COALESCE((SELECT sum(on_hand - reserved) FROM read.stock_levels s"
+            " WHERE s.product_id = p.id), 0),"
+            " COALESCE((SELECT low FROM read.low_stock_state WHERE product_id = p.id), false)"
+            " FROM read.products p WHERE p.id = %s",
+            (product_id,),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            return []
+        sku, level, status, available, was_low = row
+        is_low = level > 0 and available <= level and status != "archived"
+        if is_low == was_low:
+            return []
+        await cursor.execute(
+            "INSERT INTO read.low_stock_state (product_id, low) VALUES (%s, %s)"
+            " ON CONFLICT (product_id) DO UPDATE SET low = EXCLUDED.low",
+            (product_id, is_low),
+        )
+        if not is_low:
+            return []
+        return [
+            Change(
+                topic="alerts",
+                event="system_alert",
+                data={
+                    "type": "low_stock",
+                    "message": f"{sku}: {available} available, reorder level {level}",
+                    "productId": str(product_id),
+                    "sku": sku,
+                    "available": int(available),
+                    "reorderLevel": level,
+                },
+            )
+        ]

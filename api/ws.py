@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4408
+CLOSE_IDLE = 4000
 AUTH_TIMEOUT_SECONDS = 10.0
+IDLE_TIMEOUT_SECONDS = 120.0
 
 # Websocket topic family -> (change-subject stem, permission needed to see it).
 TOPICS: dict[str, tuple[str, Permission]] = {
@@ -103,7 +105,12 @@ async def _handle(
 ) -> bool:
     """React to one client message; False when the socket must close."""
     try:
-        message = _decoder.decode(await socket.receive_text())
+        raw = await asyncio.wait_for(socket.receive_text(), IDLE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        await socket.close(CLOSE_IDLE, "idle: send a ping at least every 2 minutes")
+        return False
+    try:
+        message = _decoder.decode(raw)
     except msgspec.DecodeError:
         _error(client, "not a valid message")
         return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from nats.aio.client import Client as NatsClient
@@ -113,3 +114,15 @@ class Hub:
         for client in list(self.clients):
             if client.wants(topic):
                 client.offer(message.data)
+
+
+async def publish_alert(
+    nats: NatsClient, kind: str, message: str, *, position: int, **details: Any
+) -> None:
+    """Send a `system_alert` to every subscriber of `alerts` (through the change stream)."""
+    body = {
+        "event": "system_alert",
+        "position": position,
+        "data": {"type": kind, "message": message, **details},
+    }
+    await nats.jetstream().publish(CHANGES_PREFIX + "alerts", msgspec.json.encode(body))

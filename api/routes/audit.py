@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -13,6 +14,7 @@ from litestar.params import Parameter
 
 from api.auth import requires
 from api.dependencies import services
+from api.ws_hub import publish_alert
 from application.audit import verify
 from application.history import AuditEvent, LogFilter, global_log, state_as_of, stream_events
 from application.permissions import Permission
@@ -60,13 +62,14 @@ class AuditController(Controller):
         items, next_after = global_log(store, where)
         return {"items": items, "nextAfter": next_after}
 
-    @get("/verify", sync_to_thread=True)
-    def verify(self, state: State) -> dict[str, Any]:
+    @get("/verify")
+    async def verify(self, state: State) -> dict[str, Any]:
         """Check every hash chain and seal: `{ok, checkedEvents, firstBadPosition?, detail?}`."""
-        settings = services(state).settings
+        found = services(state)
+        settings = found.settings
         if not settings.audit_key:
             raise ServiceUnavailableException("PMS_AUDIT_KEY is not configured")
-        result = verify(settings.database_url, settings.audit_key.encode())
+        result = await asyncio.to_thread(verify, settings.database_url, settings.audit_key.encode())
         body: dict[str, Any] = {
             "ok": result.ok,
             "checkedEvents": result.checked_events,
@@ -76,4 +79,12 @@ class AuditController(Controller):
             body["firstBadPosition"] = result.first_bad.position
             body["streamId"] = result.first_bad.stream_id or None
             body["detail"] = result.first_bad.detail
+            await publish_alert(
+                found.nats,
+                "tamper_detected",
+                f"audit verification failed at position {result.first_bad.position}",
+                position=await asyncio.to_thread(found.store.max_position),
+                firstBadPosition=result.first_bad.position,
+                streamId=result.first_bad.stream_id or None,
+            )
         return body

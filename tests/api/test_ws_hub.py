@@ -31,7 +31,7 @@ def test_live_messages_wait_during_a_replay_and_duplicates_are_dropped() -> None
     client.send(_change(5))
     client.send(_change(6))  # the replay reached position 6
     client.release(6)
-    sent = [json.loads(client.queue.get_nowait())["position"] for _ in range(3)]
+    sent = [json.loads(client.queue.get_nowait() or b"{}")["position"] for _ in range(3)]
     assert sent == [5, 6, 7]
     assert client.queue.empty()
 

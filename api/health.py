@@ -12,7 +12,6 @@ from litestar.datastructures import State
 
 from api.dependencies import services
 from api.services import Services
-from projections.positions import group_positions
 from projections.registry import projection_groups
 
 MEMORY_LIMIT_MB = 512
@@ -23,6 +22,8 @@ async def _timed(check: Any) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         extra = await check()
+    except ProjectionsFailed as failed:
+        return {"healthy": False, **failed.details}
     except Exception as exc:
         return {"healthy": False, "error": type(exc).__name__}
     latency = round((time.perf_counter() - started) * 1000, 2)
@@ -49,19 +50,40 @@ async def _redis(found: Services) -> dict[str, Any] | None:
 
 async def _projections(found: Services) -> dict[str, Any]:
     async with found.pool.connection(timeout=2) as connection:
-        positions = await group_positions(connection)
-        lags = {}
+        cursor = await connection.execute(
+            "SELECT group_name, position, state, failed_position, error"
+            " FROM read.projection_positions"
+        )
+        rows = {row[0]: row[1:] for row in await cursor.fetchall()}
+        groups: dict[str, Any] = {}
         for group in projection_groups():
-            position = positions.get(group.name, 0)
+            position, state, failed_position, error = rows.get(group.name, (0, "new", None, None))
             cursor = await connection.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM public.pms_events"
                 " WHERE notification_id > %s LIMIT %s) behind",
                 (position, PROJECTION_LAG_LIMIT),
             )
-            row = await cursor.fetchone()
-            lags[group.name] = {"position": position, "lag": int(row[0]) if row else 0}
-    worst = max((lag["lag"] for lag in lags.values()), default=0)
-    return {"lag": worst, "groups": lags}
+            lag = await cursor.fetchone()
+            groups[group.name] = {
+                "position": position,
+                "lag": int(lag[0]) if lag else 0,
+                "state": state,
+            }
+            if state == "failed":
+                groups[group.name].update(failedPosition=failed_position, error=error)
+    worst = max((g["lag"] for g in groups.values()), default=0)
+    failed = [name for name, g in groups.items() if g["state"] == "failed"]
+    if failed:
+        raise ProjectionsFailed(worst, groups)
+    return {"lag": worst, "groups": groups}
+
+
+class ProjectionsFailed(Exception):
+    """A projection group stopped on an event it cannot apply."""
+
+    def __init__(self, lag: int, groups: dict[str, Any]) -> None:
+        super().__init__("projection group failed")
+        self.details = {"lag": lag, "groups": groups}
 
 
 @get("/health", opt={"exclude_from_auth": True}, tags=["operations"])

@@ -15,7 +15,7 @@ from psycopg.rows import TupleRow
 
 from projections.base import Change
 from workers import envelope
-from workers.projector import GroupProjector, Incoming
+from workers.projector import GroupProjector, Incoming, ProjectionFailed
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,11 @@ async def run_consumer(
             )
             for message in messages
         ]
-        result = await projector.apply_batch(connection, batch)
+        try:
+            result = await projector.apply_batch(connection, batch)
+        except ProjectionFailed as failure:
+            await _stop_on_poison(projector, connection, js, failure, stop)
+            return
         if result.caught_up:
             log.warning(
                 "projector %s read %d missing events from the store",
@@ -89,3 +93,29 @@ async def run_consumer(
             await publish_changes(js, result.changes)
         for message in messages:
             await message.ack()
+
+
+async def _stop_on_poison(
+    projector: GroupProjector,
+    connection: AsyncConnection[TupleRow],
+    js: JetStreamContext,
+    failure: ProjectionFailed,
+    stop: asyncio.Event,
+) -> None:
+    """Record the failure, tell subscribers of `alerts`, and wait: other groups go on."""
+    log.error("%s", failure)
+    await connection.rollback()
+    await projector.mark_failed(connection, failure)
+    alert = Change(
+        topic="alerts",
+        event="system_alert",
+        position=failure.position,
+        data={
+            "type": "projection_failed",
+            "message": str(failure),
+            "group": failure.group,
+            "failedPosition": failure.position,
+        },
+    )
+    await publish_changes(js, [alert])
+    await stop.wait()  # unacked messages are redelivered when the worker restarts

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import Mapper
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import TupleRow
@@ -28,7 +29,21 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.projection_positions (
     event_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE {SCHEMA}.projection_positions
+    ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'running',
+    ADD COLUMN IF NOT EXISTS failed_position bigint,
+    ADD COLUMN IF NOT EXISTS error text;
 """
+
+
+class ProjectionFailed(Exception):
+    """An event a projection cannot apply (a poison event): the group stops there."""
+
+    def __init__(self, group: str, position: int, error: BaseException) -> None:
+        super().__init__(f"projection group {group} failed at position {position}: {error!r}")
+        self.group = group
+        self.position = position
+        self.error = f"{type(error).__name__}: {error}"[:2000]
 
 
 @dataclass
@@ -65,11 +80,23 @@ class GroupProjector:
         self.mapper = mapper
 
     async def ensure_tracking(self, connection: AsyncConnection[TupleRow]) -> None:
-        """Create the group's position row if it is missing."""
+        """Create the group's position row if missing; a restart retries a failed group."""
         await connection.execute(
             f"INSERT INTO {SCHEMA}.projection_positions (group_name) VALUES (%s)"
-            " ON CONFLICT DO NOTHING",
+            " ON CONFLICT (group_name) DO UPDATE SET state = 'running', failed_position = NULL,"
+            " error = NULL",
             (self.group.name,),
+        )
+        await connection.commit()
+
+    async def mark_failed(
+        self, connection: AsyncConnection[TupleRow], failure: ProjectionFailed
+    ) -> None:
+        """Record where and why the group stopped, for status and /health."""
+        await connection.execute(
+            f"UPDATE {SCHEMA}.projection_positions SET state = 'failed', failed_position = %s,"
+            " error = %s, updated_at = now() WHERE group_name = %s",
+            (failure.position, failure.error, self.group.name),
         )
         await connection.commit()
 
@@ -121,14 +148,19 @@ class GroupProjector:
     async def _apply(
         self, cursor: AsyncCursor[TupleRow], notification: StoredNotification, result: BatchResult
     ) -> None:
-        event = self.mapper.to_domain_event(notification)
-        info = EventInfo(
-            position=notification.id,
-            timestamp=getattr(event, "timestamp"),  # noqa: B009 - not on the protocol
-            metadata=notification.metadata,
-        )
-        for projection in self.group.projections:
-            if projection.handles(event):
-                changes = await projection.apply(cursor, event, info)
-                result.changes.extend(replace(c, position=notification.id) for c in changes)
+        try:
+            event = self.mapper.to_domain_event(notification)
+            info = EventInfo(
+                position=notification.id,
+                timestamp=getattr(event, "timestamp"),  # noqa: B009 - not on the protocol
+                metadata=notification.metadata,
+            )
+            for projection in self.group.projections:
+                if projection.handles(event):
+                    changes = await projection.apply(cursor, event, info)
+                    result.changes.extend(replace(c, position=notification.id) for c in changes)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            raise  # the database, not the event: the process restarts and retries
+        except Exception as error:
+            raise ProjectionFailed(self.group.name, notification.id, error) from error
         result.position = notification.id

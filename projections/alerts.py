@@ -65,7 +65,8 @@ class LowStockAlertsProjection:
             " ON CONFLICT (product_id) DO UPDATE SET low = EXCLUDED.low",
             (product_id, is_low),
         )
-        if not is_low:
+        # A new product has no stock yet: that is not news, so it starts low silently.
+        if not is_low or isinstance(event, Product.Created):
             return []
         return [
             Change(

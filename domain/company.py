@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from uuid import NAMESPACE_URL, UUID, uuid5
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate, event
 
@@ -11,6 +12,16 @@ from domain.values import check_currency, non_negative_quantity, required_text
 
 COMPANY_SETTINGS_ID: UUID = uuid5(NAMESPACE_URL, "https://pms.example/company-settings")
 MAX_TAX_BASIS_POINTS = 10_000
+
+
+def _check_timezone(name: str) -> str:
+    """An IANA time zone name known to this system."""
+    name = required_text(name, "timezone", 64)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidValue("timezone", f"unknown time zone {name!r}") from None
+    return name
 
 
 class CompanySettings(Aggregate):
@@ -106,7 +117,7 @@ class CompanySettings(Aggregate):
             required_text(company_name, "companyName"),
             check_currency(default_currency, "defaultCurrency"),
             tax_rate_basis_points,
-            required_text(timezone, "timezone", 64),
+            _check_timezone(timezone),
             signup_enabled,
             non_negative_quantity(low_stock_threshold, "lowStockThreshold"),
         )

@@ -29,7 +29,10 @@ class Customer(Aggregate):
     def register(cls, *, email: str, name: str, phone: str = "", address: str = "") -> Customer:
         """A new customer; `email` must already be normalised and claimed."""
         return cls(
-            email=email, name=required_text(name, "name"), phone=phone.strip(), address=address
+            email=email,
+            name=required_text(name, "name"),
+            phone=phone.strip(),
+            address=address.strip(),
         )
 
     class DetailsChanged(Aggregate.Event):
@@ -55,7 +58,7 @@ class Customer(Aggregate):
     def change_details(self, *, name: str, phone: str, address: str) -> None:
         """New name, phone or address; no event when nothing changes."""
         self._check_active()
-        new = (required_text(name, "name"), phone.strip(), address)
+        new = (required_text(name, "name"), phone.strip(), address.strip())
         if new != (self.name, self.phone, self.address):
             self.trigger_event(self.DetailsChanged, name=new[0], phone=new[1], address=new[2])
 

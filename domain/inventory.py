@@ -237,6 +237,8 @@ class StockItem(Aggregate):
 
     def transfer_in(self, quantity: int, *, from_location_id: UUID, document: str) -> None:
         """Receive units sent from another location."""
+        if from_location_id == self.location_id:
+            raise InvalidValue("fromLocationId", "must differ from the receiving location")
         self.trigger_event(
             self.TransferredIn,
             quantity=positive_quantity(quantity),

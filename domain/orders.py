@@ -65,11 +65,14 @@ def merge_lines(requested: list[tuple[UUID, int]]) -> dict[UUID, int]:
 
 
 def _check_lines(lines: list[OrderLine], currency: str, tax_rate_basis_points: int) -> None:
-    """Lines in the order's currency, whose total stays within Money's range."""
+    """Distinct products, positive quantities, one currency, a total within Money's range."""
     if not lines:
         raise InvalidValue("items", "an order needs at least one line")
+    if len({line.product_id for line in lines}) != len(lines):
+        raise InvalidValue("items", "each product may appear on one line only")
     subtotal = Money(0, currency)
     for line in lines:
+        positive_quantity(line.quantity, "items.quantity")
         if line.unit_price.currency != currency:
             priced_in = line.unit_price.currency
             raise InvalidValue("currency", f"{line.sku} is priced in {priced_in}")
@@ -126,15 +129,9 @@ class Order(Aggregate):
         tax_rate_basis_points: int,
     ) -> Order:
         """A pending order; lines must already be priced and reserved under `order_id`."""
-        if not lines:
-            raise InvalidValue("items", "an order needs at least one line")
-        for line in lines:
-            if line.unit_price.currency != currency:
-                raise InvalidValue(
-                    "currency", f"{line.sku} is priced in {line.unit_price.currency}"
-                )
         if not 0 <= tax_rate_basis_points <= BASIS_POINTS:
             raise InvalidValue("taxRate", "must be between 0 and 100 %")
+        _check_lines(lines, currency, tax_rate_basis_points)
         return cls._create(
             cls.Placed,
             id=order_id,

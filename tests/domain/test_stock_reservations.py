@@ -28,6 +28,7 @@ documents = st.sampled_from([f"order:{n}" for n in range(1, 5)])
 movement_quantities = st.integers(-1, 40)
 
 
+@settings(max_examples=150, stateful_step_count=40, deadline=None)
 class StockReservationCommands(RuleBasedStateMachine):
     """Random movements and reservations on one stock item, against a ledger kept here."""
 
@@ -260,9 +261,6 @@ def _add(held: dict[str, int], document: str, quantity: int) -> None:
         held.pop(document, None)
 
 
-StockReservationCommands.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=40, deadline=None
-)
 TestRandomReservationsKeepTheInvariants = StockReservationCommands.TestCase
 
 

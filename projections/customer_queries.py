@@ -11,8 +11,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from domain.values import Money
-from projections.order_queries import OrderSummary, contains_pattern, recent_orders
-from projections.paging import Page, next_cursor
+from projections.order_queries import OrderSummary, recent_orders
+from projections.paging import Page, contains_pattern, next_cursor
 
 
 class CustomerView(msgspec.Struct, rename="camel", frozen=True):

@@ -9,6 +9,8 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from projections.paging import contains_pattern
+
 
 class LocationView(msgspec.Struct, rename="camel", frozen=True):
     """A location as clients see it."""
@@ -25,10 +27,24 @@ class LocationView(msgspec.Struct, rename="camel", frozen=True):
 _COLUMNS = "id, code, name, kind, address, active, version"
 
 
-async def list_locations(connection: AsyncConnection[Any]) -> list[LocationView]:
-    """Every location, by code."""
+async def list_locations(
+    connection: AsyncConnection[Any], *, q: str | None = None, active: bool | None = None
+) -> list[LocationView]:
+    """Locations by code, optionally searched by code, name or address."""
+    clauses: list[str] = ["TRUE"]
+    params: list[Any] = []
+    if q:
+        clauses.append("(code ILIKE %s OR name ILIKE %s OR address ILIKE %s)")
+        pattern = contains_pattern(q)
+        params += [pattern, pattern, pattern]
+    if active is not None:
+        clauses.append("active = %s")
+        params.append(active)
     async with connection.cursor(row_factory=class_row(LocationView)) as cursor:
-        await cursor.execute(f"SELECT {_COLUMNS} FROM read.locations ORDER BY code")
+        await cursor.execute(
+            f"SELECT {_COLUMNS} FROM read.locations WHERE {' AND '.join(clauses)} ORDER BY code",
+            params,
+        )
         return await cursor.fetchall()
 
 

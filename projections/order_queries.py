@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from domain.values import Money
-from projections.paging import Page, next_cursor
+from projections.paging import Page, contains_pattern, next_cursor
 
 
 class OrderLineView(msgspec.Struct, rename="camel", frozen=True):
@@ -90,11 +90,6 @@ _COLUMNS = (
     "id, order_number, customer_id, location_id, status, payment_status, fulfilment_status,"
     " currency, subtotal, tax, total, shipping_address, version, placed_at, updated_at"
 )
-
-
-def contains_pattern(text: str) -> str:
-    """An ILIKE pattern matching `text` anywhere, its wildcards taken literally."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 async def _lines(

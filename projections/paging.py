@@ -83,3 +83,8 @@ def next_cursor(page: Page, sort: str, rows: list[dict[str, Any]], key: str) -> 
     last = rows[-1]
     payload = msgspec.json.encode([sort, last[key], str(last[page.tiebreak])])
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def contains_pattern(text: str) -> str:
+    """An ILIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

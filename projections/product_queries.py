@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from domain.values import Money
-from projections.paging import Page, next_cursor
+from projections.paging import Page, contains_pattern, next_cursor
 
 
 class ProductView(msgspec.Struct, rename="camel", frozen=True):
@@ -98,7 +98,7 @@ async def list_products(
     clauses = [where]
     if q:
         clauses.append("(sku ILIKE %s OR name ILIKE %s OR description ILIKE %s)")
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = contains_pattern(q)
         params += [pattern, pattern, pattern]
     if category:
         clauses.append("category = %s")

@@ -43,9 +43,11 @@ class LocationController(Controller):
         )
 
     @get(guards=[requires(Permission.INVENTORY_READ)])
-    async def index(self, reader: AsyncConnection[Any]) -> dict[str, Any]:
-        """Every location."""
-        return {"items": await list_locations(reader), "nextCursor": None}
+    async def index(
+        self, reader: AsyncConnection[Any], q: str | None = None, active: bool | None = None
+    ) -> dict[str, Any]:
+        """Locations (there are few: one page), searchable by code, name or address."""
+        return {"items": await list_locations(reader, q=q, active=active), "nextCursor": None}
 
     @get("/{location_id:uuid}", guards=[requires(Permission.INVENTORY_READ)])
     async def get_one(self, location_id: UUID, reader: AsyncConnection[Any]) -> LocationView:

@@ -185,14 +185,23 @@ def _check_chains(
     return checked, first
 
 
+def _seal_rows(connection: psycopg.Connection[Any]) -> Iterator[tuple[Any, ...]]:
+    # One seal in memory at a time: a seal row holds 60 bytes per sealed event.
+    with connection.cursor(name="audit_seals") as cursor:
+        cursor.itersize = 1
+        cursor.execute(
+            "SELECT seal_number, from_position, to_position, event_count, entries, signature"
+            " FROM public.pms_audit_seals ORDER BY seal_number"
+        )
+        yield from cursor
+
+
 def _check_seals(connection: psycopg.Connection[Any], key: bytes) -> tuple[int, Finding | None]:
     sealed = 0
     previous_signature, previous_to = b"", 0
-    seals = connection.execute(
-        "SELECT seal_number, from_position, to_position, event_count, entries, signature"
-        " FROM public.pms_audit_seals ORDER BY seal_number"
-    ).fetchall()
-    for expected_number, (number, start, end, count, entries, signature) in enumerate(seals, 1):
+    for expected_number, (number, start, end, count, entries, signature) in enumerate(
+        _seal_rows(connection), 1
+    ):
         entries = bytes(entries)
         header = _RANGE.pack(number, start, end, count)
         if (

@@ -86,6 +86,7 @@ class Hub:
         self._nats = nats
         self._subscription: Subscription | None = None
         self.clients: set[WsClient] = set()
+        self._last_position: dict[str, int] = {}
 
     async def start(self) -> None:
         """Subscribe to every change subject."""
@@ -111,6 +112,12 @@ class Hub:
 
     async def _dispatch(self, message: Msg) -> None:
         topic = message.subject.removeprefix(CHANGES_PREFIX)
+        # A projector that restarts republishes what it may not have published: drop
+        # anything not newer than what this topic already carried.
+        position = position_of(message.data)
+        if position <= self._last_position.get(topic, 0):
+            return
+        self._last_position[topic] = position
         for client in list(self.clients):
             if client.wants(topic):
                 client.offer(message.data)

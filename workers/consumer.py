@@ -54,6 +54,11 @@ async def run_consumer(
 ) -> None:
     """Fetch, apply in one transaction, publish the changes, then ack; until `stop`."""
     await projector.ensure_tracking(connection)
+    leftover = await projector.unpublished_changes(connection)
+    if leftover:
+        log.warning("publishing %d changes left by an interrupted run", len(leftover))
+        await publish_changes(js, leftover)
+        await projector.forget_published(connection, leftover[-1].position)
     subscription = await js.pull_subscribe(
         f"{envelope.EVENTS_SUBJECT_PREFIX}.>",
         durable=consumer_name(projector.group.name),
@@ -91,6 +96,7 @@ async def run_consumer(
             )
         if result.changes:
             await publish_changes(js, result.changes)
+            await projector.forget_published(connection, result.position)
         for message in messages:
             await message.ack()
 

@@ -12,6 +12,7 @@ import psycopg
 from eventsourcing.persistence import Mapper
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
 
 from application.recorder import StoredNotification
 from application.store import EventStore
@@ -28,6 +29,15 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.projection_positions (
     position bigint NOT NULL DEFAULT 0,
     event_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.change_outbox (
+    group_name text NOT NULL,
+    position bigint NOT NULL,
+    seq integer NOT NULL,
+    topic text NOT NULL,
+    event text NOT NULL,
+    data jsonb NOT NULL,
+    PRIMARY KEY (group_name, position, seq)
 );
 ALTER TABLE {SCHEMA}.projection_positions
     ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'running',
@@ -129,7 +139,37 @@ class GroupProjector:
                     " updated_at = now() WHERE group_name = %s",
                     (result.position, self.group.name),
                 )
+            if result.changes:
+                # Committed with the rows they describe, so a crash before publishing
+                # cannot lose them: the next start publishes what is left here.
+                await cursor.executemany(
+                    f"INSERT INTO {SCHEMA}.change_outbox (group_name, position, seq, topic,"
+                    " event, data) VALUES (%s, %s, %s, %s, %s, %s)",
+                    [
+                        (self.group.name, c.position, seq, c.topic, c.event, Jsonb(c.data))
+                        for seq, c in enumerate(result.changes)
+                    ],
+                )
         return result
+
+    async def unpublished_changes(self, connection: AsyncConnection[TupleRow]) -> list[Change]:
+        """Changes committed but not yet confirmed as published, oldest first."""
+        cursor = await connection.execute(
+            f"SELECT position, topic, event, data FROM {SCHEMA}.change_outbox"
+            " WHERE group_name = %s ORDER BY position, seq",
+            (self.group.name,),
+        )
+        rows = await cursor.fetchall()
+        await connection.commit()
+        return [Change(topic=t, event=e, data=d, position=p) for p, t, e, d in rows]
+
+    async def forget_published(self, connection: AsyncConnection[TupleRow], up_to: int) -> None:
+        """Drop outbox rows whose publication JetStream acknowledged."""
+        await connection.execute(
+            f"DELETE FROM {SCHEMA}.change_outbox WHERE group_name = %s AND position <= %s",
+            (self.group.name, up_to),
+        )
+        await connection.commit()
 
     async def _catch_up(
         self, cursor: AsyncCursor[TupleRow], until: int, result: BatchResult

@@ -1,9 +1,10 @@
-"""Users: registration, first admin, authentication."""
+"""Users: registration, first admin, authentication, roles, passwords, deactivation."""
 
 from __future__ import annotations
 
 import functools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -11,11 +12,12 @@ import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from application.company import company_settings, read_settings
 from application.context import CommandContext
 from application.store import EventStore, Outcome, UnitOfWork
 from application.uniqueness import claim_key, key_owner
 from domain.errors import InvalidValue
-from domain.identity import User, normalise_email
+from domain.identity import User, check_signup_open, normalise_email
 
 EMAIL_KEY = "email"
 MIN_PASSWORD_LENGTH = 12
@@ -40,6 +42,27 @@ class CreateUser(msgspec.Struct, rename="camel", forbid_unknown_fields=True, fro
     department: str | None = None
 
 
+class RegisterUser(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """Self-service signup (a viewer)."""
+
+    email: str
+    name: str
+    password: str
+
+
+class ChangeRole(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """Another role for a user."""
+
+    role: str
+
+
+class ChangePassword(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """A user replaces their own password."""
+
+    current_password: str
+    new_password: str
+
+
 def hash_password(password: str) -> str:
     """Argon2id hash of a password that meets the policy."""
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
@@ -49,22 +72,106 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def _add_user(
+    store: EventStore, context: CommandContext, email: str, build: Callable[[UnitOfWork, str], User]
+) -> Outcome[User]:
+    def decide(unit: UnitOfWork) -> User:
+        normalised = normalise_email(email)
+        user = build(unit, normalised)
+        claim_key(unit, EMAIL_KEY, normalised, user.id)
+        unit.add(user)
+        return user
+
+    return store.execute(context, decide)
+
+
 def create_user(store: EventStore, context: CommandContext, command: CreateUser) -> Outcome[User]:
     """Register a user with a unique email."""
     password_hash = hash_password(command.password)  # outside decide: the KDF is slow
 
-    def decide(unit: UnitOfWork) -> User:
-        email = normalise_email(command.email)
-        user = User.register(
+    def build(_: UnitOfWork, email: str) -> User:
+        return User.register(
             email=email,
             name=command.name,
             role=command.role,
             department=command.department,
             password_hash=password_hash,
         )
-        claim_key(unit, EMAIL_KEY, email, user.id)
-        unit.add(user)
+
+    return _add_user(store, context, command.email, build)
+
+
+def register_user(
+    store: EventStore, context: CommandContext, command: RegisterUser
+) -> Outcome[User]:
+    """Self-service signup as a viewer, while the company settings allow it."""
+    check_signup_open(read_settings(store).signup_enabled)  # before paying for the KDF
+    password_hash = hash_password(command.password)
+
+    def build(unit: UnitOfWork, email: str) -> User:
+        return User.sign_up(
+            signup_enabled=company_settings(unit).signup_enabled,
+            email=email,
+            name=command.name,
+            password_hash=password_hash,
+        )
+
+    return _add_user(store, context, command.email, build)
+
+
+def acting_user(context: CommandContext) -> UUID | None:
+    """The id of the user behind a command, when a user (not a key or the system) issued it."""
+    kind, _, subject = context.actor.partition(":")
+    try:
+        return UUID(subject) if kind == "user" else None
+    except ValueError:
+        return None
+
+
+def change_user_role(
+    store: EventStore,
+    context: CommandContext,
+    user_id: UUID,
+    command: ChangeRole,
+    *,
+    if_match: int | None = None,
+) -> Outcome[User]:
+    """Give a user another role (not one's own)."""
+
+    def decide(unit: UnitOfWork) -> User:
+        user = unit.get(User, user_id, version=if_match)
+        user.change_role(command.role, by=acting_user(context))
         return user
+
+    return store.execute(context, decide)
+
+
+def deactivate_user(
+    store: EventStore, context: CommandContext, user_id: UUID, *, if_match: int | None = None
+) -> Outcome[User]:
+    """Stop a user from signing in (not oneself); the history stays."""
+
+    def decide(unit: UnitOfWork) -> User:
+        user = unit.get(User, user_id, version=if_match)
+        user.deactivate(by=acting_user(context))
+        return user
+
+    return store.execute(context, decide)
+
+
+def change_password(
+    store: EventStore, context: CommandContext, user_id: UUID, command: ChangePassword
+) -> Outcome[User]:
+    """Replace one's own password, proving the current one first."""
+    user = UnitOfWork(store.app).get(User, user_id)
+    if not password_matches(user.password_hash, command.current_password):
+        raise InvalidValue("currentPassword", "is not your current password")
+    password_hash = hash_password(command.new_password)
+
+    def decide(unit: UnitOfWork) -> User:
+        found = unit.get(User, user_id)
+        found.change_password(password_hash)
+        return found
 
     return store.execute(context, decide)
 
@@ -103,9 +210,13 @@ def authenticate(store: EventStore, email: str, password: str) -> User | None:
     unit = UnitOfWork(store.app)
     owner = key_owner(unit, EMAIL_KEY, email) if email else None
     user = unit.find(User, owner) if owner else None
+    matches = password_matches(user.password_hash if user else _dummy_hash(), password)
+    return user if matches and user is not None and user.active else None
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    """Whether `password` is the one behind `password_hash` (argon2's constant-time check)."""
     try:
-        stored = user.password_hash if user else _dummy_hash()
-        _hasher.verify(stored, password[:MAX_PASSWORD_LENGTH])
+        return _hasher.verify(password_hash, password[:MAX_PASSWORD_LENGTH])
     except (VerificationError, InvalidHashError):
-        return None
-    return user if user is not None and user.active else None
+        return False

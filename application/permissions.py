@@ -8,7 +8,7 @@ from domain.identity import Role
 
 
 class Permission(StrEnum):
-    """One permission per kind of route."""
+    """One permission per kind of route (users:admin also covers API keys)."""
 
     CATALOGUE_READ = "catalogue:read"
     CATALOGUE_WRITE = "catalogue:write"
@@ -19,6 +19,7 @@ class Permission(StrEnum):
     ORDERS_READ = "orders:read"
     ORDERS_WRITE = "orders:write"
     REPORTS_READ = "reports:read"
+    REPORTS_EXPORT = "reports:export"
     USERS_ADMIN = "users:admin"
     SETTINGS_ADMIN = "settings:admin"
     AUDIT_READ = "audit:read"
@@ -44,6 +45,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.INVENTORY_WRITE,
         Permission.LOCATIONS_WRITE,
         Permission.ORDERS_WRITE,
+        Permission.REPORTS_EXPORT,
     },
     "admin": frozenset(Permission),
 }

@@ -33,6 +33,23 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list, e.g. PMS_CORS_ORIGINS=https://a.example,https://b.example."""
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _limits(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """Per-group numbers, e.g. PMS_RATE_LIMIT_GROUPS=auth=20,reports=10."""
+    pairs = []
+    for part in _names(env, name):
+        group, _, raw = part.partition("=")
+        try:
+            pairs.append((group.strip(), int(raw)))
+        except ValueError:
+            raise SettingsError(f"{name} must look like group=number,..., got {part!r}") from None
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a PMS process needs to know about its environment."""
@@ -59,6 +76,14 @@ class Settings:
     api_workers: int = 1
     stream_name: str = "PMS_EVENTS"
     event_store: str = "xid"  # "xid" (XidOrderedRecorder) or "stock" (eventsourcing's, benchmarks)
+    refresh_token_ttl_seconds: int = 14 * 24 * 3600
+    rate_limit_groups: tuple[tuple[str, int], ...] = ()  # per-minute limits by route group
+    login_max_attempts: int = 5  # failed logins per account before back-off
+    login_ip_max_attempts: int = 20  # failed logins per client address before back-off
+    login_lockout_seconds: int = 30  # the first back-off; doubles with each further failure
+    cors_origins: tuple[str, ...] = ()
+    max_json_depth: int = 32
+    max_json_string_length: int = 16_384
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +117,20 @@ class Settings:
             api_workers=_int(env, "PMS_API_WORKERS", defaults.api_workers),
             stream_name=env.get("PMS_STREAM_NAME", defaults.stream_name),
             event_store=env.get("PMS_EVENT_STORE", "").strip().lower() or defaults.event_store,
+            refresh_token_ttl_seconds=_int(
+                env, "PMS_REFRESH_TOKEN_TTL", defaults.refresh_token_ttl_seconds
+            ),
+            rate_limit_groups=_limits(env, "PMS_RATE_LIMIT_GROUPS"),
+            login_max_attempts=_int(env, "PMS_LOGIN_MAX_ATTEMPTS", defaults.login_max_attempts),
+            login_ip_max_attempts=_int(
+                env, "PMS_LOGIN_IP_MAX_ATTEMPTS", defaults.login_ip_max_attempts
+            ),
+            login_lockout_seconds=_int(env, "PMS_LOGIN_LOCKOUT", defaults.login_lockout_seconds),
+            cors_origins=_names(env, "PMS_CORS_ORIGINS"),
+            max_json_depth=_int(env, "PMS_MAX_JSON_DEPTH", defaults.max_json_depth),
+            max_json_string_length=_int(
+                env, "PMS_MAX_JSON_STRING", defaults.max_json_string_length
+            ),
         )
 
     def with_changes(self, **changes: Any) -> Settings:
@@ -138,4 +177,12 @@ class Settings:
             "PMS_API_WORKERS": str(self.api_workers),
             "PMS_STREAM_NAME": self.stream_name,
             "PMS_EVENT_STORE": self.event_store,
+            "PMS_REFRESH_TOKEN_TTL": str(self.refresh_token_ttl_seconds),
+            "PMS_RATE_LIMIT_GROUPS": ",".join(f"{g}={n}" for g, n in self.rate_limit_groups),
+            "PMS_LOGIN_MAX_ATTEMPTS": str(self.login_max_attempts),
+            "PMS_LOGIN_IP_MAX_ATTEMPTS": str(self.login_ip_max_attempts),
+            "PMS_LOGIN_LOCKOUT": str(self.login_lockout_seconds),
+            "PMS_CORS_ORIGINS": ",".join(self.cors_origins),
+            "PMS_MAX_JSON_DEPTH": str(self.max_json_depth),
+            "PMS_MAX_JSON_STRING": str(self.max_json_string_length),
         }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from typing import Literal, get_args
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import IllegalTransition, InvalidValue
+from domain.errors import DomainError, IllegalTransition, InvalidValue
 from domain.values import required_text
 
 # One @, no whitespace, a dotted domain whose labels are not empty.
@@ -17,12 +18,24 @@ Role = Literal["admin", "manager", "employee", "viewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 
+class NotPermitted(DomainError):
+    """A rule of access forbids this (signup closed, changing one's own access)."""
+
+    code = "forbidden"
+
+
 def check_role(role: str) -> Role:
     """Return the role if it is one we know."""
     for known in ROLES:
         if role == known:
             return known
     raise InvalidValue("role", f"must be one of {', '.join(ROLES)}")
+
+
+def check_signup_open(signup_enabled: bool) -> None:
+    """Self-service signup happens only while the company settings enable it."""
+    if not signup_enabled:
+        raise NotPermitted("signup is disabled")
 
 
 def normalise_email(email: str) -> str:
@@ -67,6 +80,14 @@ class User(Aggregate):
             password_hash=password_hash,
         )
 
+    @classmethod
+    def sign_up(cls, *, signup_enabled: bool, email: str, name: str, password_hash: str) -> User:
+        """Self-service registration: only while signup is enabled, and only as a viewer."""
+        check_signup_open(signup_enabled)
+        return cls.register(
+            email=email, name=name, role="viewer", department=None, password_hash=password_hash
+        )
+
     class RoleChanged(Aggregate.Event):
         role: str
 
@@ -83,10 +104,12 @@ class User(Aggregate):
         def apply(self, user: User) -> None:
             user.active = False
 
-    def change_role(self, role: str) -> None:
-        """Give the user another role."""
+    def change_role(self, role: str, *, by: UUID | None = None) -> None:
+        """Give the user another role (`by`, the user asking, may not change their own)."""
         self._check_active()
         role = check_role(role)
+        if by == self.id and role != self.role:
+            raise NotPermitted("you cannot change your own role")
         if role != self.role:
             self.trigger_event(self.RoleChanged, role=role)
 
@@ -95,8 +118,10 @@ class User(Aggregate):
         self._check_active()
         self.trigger_event(self.PasswordChanged, password_hash=password_hash)
 
-    def deactivate(self) -> None:
-        """The user can no longer sign in."""
+    def deactivate(self, *, by: UUID | None = None) -> None:
+        """The user can no longer sign in (`by`, the user asking, may not lock themselves out)."""
+        if by == self.id:
+            raise NotPermitted("you cannot deactivate your own account")
         if self.active:
             self.trigger_event(self.Deactivated)
 

@@ -11,6 +11,7 @@ from projections.order_timeline import OrderTimelineProjection
 from projections.orders import OrdersProjection
 from projections.stock_ledger import StockLedgerProjection
 from projections.stock_levels import StockLevelsProjection
+from projections.users import ApiKeysProjection, UsersProjection
 
 
 def projection_groups() -> tuple[ProjectionGroup, ...]:
@@ -27,6 +28,8 @@ def projection_groups() -> tuple[ProjectionGroup, ...]:
                 OrdersProjection(),
                 OrderTimelineProjection(),
                 CustomersProjection(),  # after orders: it recounts a customer's orders
+                UsersProjection(),
+                ApiKeysProjection(),
             ),
         ),
     )

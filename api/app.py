@@ -7,17 +7,18 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
-from litestar.config.cors import CORSConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from api.auth import TokenAuthenticationMiddleware
+from api.auth import TokenAuthenticationMiddleware, route_declares_access
 from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.health import health
 from api.idempotency import idempotency_middleware
 from api.middleware import request_id_middleware
+from api.ratelimit import rate_limit_middleware
+from api.routes.api_keys import ApiKeyController
 from api.routes.audit import AuditController
 from api.routes.auth import AuthController
 from api.routes.catalogue import ProductController
@@ -26,6 +27,8 @@ from api.routes.inventory import InventoryController
 from api.routes.locations import LocationController
 from api.routes.orders import OrderController
 from api.routes.settings import SettingsController
+from api.routes.users import UserController
+from api.security import LimitedRequest, add_security_headers, cors_config
 from api.services import Services
 from api.ws import changes_socket
 from application.settings import Settings
@@ -60,8 +63,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OrderController,
             SettingsController,
             AuditController,
+            UserController,
+            ApiKeyController,
         ],
-        security=[{"BearerToken": []}],
+        security=[{"BearerToken": []}, {"ApiKey": []}],
     )
     return Litestar(
         route_handlers=[api_v1, changes_socket, health],
@@ -71,17 +76,26 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             request_id_middleware,
             DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema", "^/health"]),
+            rate_limit_middleware,  # inside authentication: limits are per caller
             idempotency_middleware,  # inside authentication: keys are scoped per caller
         ],
+        guards=[route_declares_access],  # fails closed for routes that declare no permission
+        before_send=[add_security_headers],
+        request_class=LimitedRequest,
         request_max_body_size=settings.max_body_bytes,
-        cors_config=CORSConfig(allow_origins=[]),
+        cors_config=cors_config(settings),
         openapi_config=OpenAPIConfig(
             title="PMS",
             version="1.0.0",
             path="/schema",
             components=Components(
                 security_schemes={
-                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", bearer_format="JWT"
+                    ),
+                    "ApiKey": SecurityScheme(
+                        type="apiKey", name="X-API-Key", security_scheme_in="header"
+                    ),
                 }
             ),
         ),

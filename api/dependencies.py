@@ -13,8 +13,9 @@ from litestar.di import Provide
 from litestar.exceptions import ValidationException
 from psycopg import AsyncConnection
 
-from api.auth import Principal, TokenIssuer
+from api.auth import Principal, Sessions, TokenIssuer
 from api.errors import ProjectionBehind
+from api.ratelimit import LoginThrottle
 from api.services import Services
 from application.context import CommandContext
 from application.store import EventStore
@@ -40,9 +41,21 @@ def provide_tokens(state: State) -> TokenIssuer:
     return services(state).tokens
 
 
+def provide_sessions(state: State) -> Sessions:
+    """Sign-in sessions: refresh-token families and revoked access tokens, in Redis."""
+    found = services(state)
+    return Sessions(found.redis, found.tokens)
+
+
+def provide_login_throttle(request: Request[Any, Any, Any], state: State) -> LoginThrottle:
+    """Back-off after failed sign-ins for this request's client."""
+    found = services(state)
+    return LoginThrottle(found.redis, found.settings, request)
+
+
 def provide_context(request: Request[Any, Any, Any]) -> CommandContext:
     """Actor, correlation and causation ids of the request's command."""
-    principal = request.user
+    principal = request.scope.get("user")  # absent on public routes (sign-up)
     actor = principal.actor if isinstance(principal, Principal) else "anonymous"
     request_id = str(request.scope["state"].get("request_id", ""))
     return CommandContext(actor=actor, correlation_id=request_id, causation_id=request_id)
@@ -111,6 +124,8 @@ async def wait_for_position(
 DEPENDENCIES = {
     "store": Provide(provide_store, sync_to_thread=False),
     "tokens": Provide(provide_tokens, sync_to_thread=False),
+    "sessions": Provide(provide_sessions, sync_to_thread=False),
+    "login_throttle": Provide(provide_login_throttle, sync_to_thread=False),
     "context": Provide(provide_context, sync_to_thread=False),
     "principal": Provide(provide_principal, sync_to_thread=False),
     "if_match": Provide(provide_if_match, sync_to_thread=False),

@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from domain.errors import DomainError, InsufficientStock, InvalidValue, NotFound
+from domain.identity import NotPermitted
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
         )
     if isinstance(exc, NotFound):
         return problem(404, exc.code, "Not found", exc.detail)
+    if isinstance(exc, NotPermitted):
+        return problem(403, exc.code, "Forbidden", exc.detail)
     if isinstance(exc, InsufficientStock):
         return problem(
             409,

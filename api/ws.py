@@ -12,7 +12,7 @@ from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 
-from api.auth import Principal
+from api.auth import API_KEY_HEADER, Principal, authenticate_token
 from api.dependencies import services
 from api.ws_hub import WsClient
 from api.ws_replay import replay, subject_filter
@@ -67,8 +67,8 @@ def parse_topic(topic: str) -> tuple[str, bool, Permission] | None:
 
 
 async def _authenticate(socket: WebSocket[Any, Any, Any]) -> Principal | None:
-    issuer = services(socket.app.state).tokens
-    token = socket.query_params.get("token")
+    # An access token or an API key: `?token=`, an `X-API-Key` header, or a first message.
+    token = socket.query_params.get("token") or socket.headers.get(API_KEY_HEADER)
     if token is None:
         try:
             raw = await asyncio.wait_for(socket.receive_text(), AUTH_TIMEOUT_SECONDS)
@@ -79,7 +79,7 @@ async def _authenticate(socket: WebSocket[Any, Any, Any]) -> Principal | None:
             return None
         token = first.token
     try:
-        return issuer.verify(token)
+        return await authenticate_token(services(socket.app.state), token)
     except NotAuthorizedException:
         return None
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -76,6 +77,10 @@ def settings(servers: ServiceUrls, tmp_path_factory: pytest.TempPathFactory) -> 
         admin_password="admin-password-for-tests",
         log_level="WARNING",
         min_position_wait_seconds=10.0,
+        # One admin and one address make every request of the shared API process: its abuse
+        # limits stay out of the way (tests/e2e/test_identity.py runs processes with small ones).
+        rate_limit_per_minute=0,
+        login_ip_max_attempts=1_000,
     )
     store = EventStore.connect(result)
     try:
@@ -137,4 +142,70 @@ def admin_headers(api_url: str, settings: Settings) -> dict[str, str]:
     from support import login
 
     headers: dict[str, str] = login(api_url, settings.admin_email, settings.admin_password)
+    return headers
+
+
+@pytest.fixture(scope="session")
+def start_api(settings: Settings, admin: None) -> Iterator[Callable[..., str]]:
+    """Start another API process (stopped at the end of the session) with some settings changed.
+
+    `start_api(rate_limit_per_minute=5)` serves the session's database on a port of its own;
+    pass `base=` a Settings value (e.g. from `fresh_settings`) to serve another database.
+    """
+    from support import PmsProcess, wait_for_api
+
+    started: list[PmsProcess] = []
+
+    def start(base: Settings | None = None, **changes: Any) -> str:
+        chosen = (base or settings).with_changes(port=free_port(), **changes)
+        process = PmsProcess("api", chosen).start()
+        started.append(process)
+        base_url = f"http://127.0.0.1:{chosen.port}"
+        wait_for_api(base_url, process)
+        return base_url
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.stop()
+
+
+@pytest.fixture(scope="session")
+def fresh_settings(servers: ServiceUrls, settings: Settings) -> Callable[[], Settings]:
+    """Settings for another fresh, migrated database with its first admin, for tests that
+    change what every other test shares (company settings, random data)."""
+    from application.identity import ensure_admin
+
+    def make() -> Settings:
+        result = settings.with_changes(database_url=fresh_database(servers.database_url))
+        opened = EventStore.connect(result)
+        try:
+            migrate(opened, result.database_url)
+            ensure_admin(opened, result.admin_email, result.admin_password)
+        finally:
+            opened.close()
+        return result
+
+    return make
+
+
+TEST_PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="session")
+def role_headers(api_url: str, store: EventStore) -> dict[str, dict[str, str]]:
+    """Authorization headers of a new user for each role."""
+    from support import login
+
+    from application.context import CommandContext
+    from application.identity import CreateUser, create_user
+    from domain.identity import ROLES
+
+    headers: dict[str, dict[str, str]] = {}
+    for role in ROLES:
+        email = f"{role}-{secrets.token_hex(4)}@example.com"
+        command = CreateUser(email=email, name=role.title(), password=TEST_PASSWORD, role=role)
+        create_user(store, CommandContext.system("test"), command)
+        headers[role] = login(api_url, email, TEST_PASSWORD)
     return headers

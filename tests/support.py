@@ -75,3 +75,18 @@ def login(base_url: str, email: str, password: str) -> dict[str, str]:
     answer.raise_for_status()
     token: Any = answer.json()["accessToken"]
     return {"Authorization": f"Bearer {token}"}
+
+
+def sign_in(base_url: str, email: str, password: str, **headers: str) -> httpx.Response:
+    """POST /auth/login, whatever the answer."""
+    return httpx.post(
+        f"{base_url}/api/v1/auth/login",
+        json={"email": email, "password": password},
+        headers=headers,
+        timeout=10,
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Authorization headers for an access token."""
+    return {"Authorization": f"Bearer {token}"}

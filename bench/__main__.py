@@ -1,0 +1,356 @@
+"""`python -m bench [--quick] [--only appends,http,lag,catchup]`: measure, compare, report.
+
+Starts its own servers (embedded, as `make test` does, unless PMS_BENCH_DATABASE_URL,
+PMS_BENCH_NATS_URL or PMS_BENCH_REDIS_URL are set), runs every measurement several times beside
+a baseline measured in the same run, prints a table with PASS/FAIL lines for the targets of
+issue 8 and writes every run to a JSON file (bench-results.json by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import appends, catchup, report, system
+from bench.http_load import HttpPlan
+from bench.report import Results
+from bench.servers import BenchServers, CpuMeter, workdir
+
+PHASES = ("appends", "http", "lag", "catchup")
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _plans(
+    args: argparse.Namespace,
+) -> tuple[appends.AppendPlan, HttpPlan, system.LagPlan, catchup.CatchupPlan]:
+    if args.quick:
+        plans = (
+            appends.AppendPlan(warmup=0.2, window=0.6),
+            HttpPlan(warmup=0.5, window=1.0, products_per_config=100),
+            system.LagPlan(seconds=1.5),
+            catchup.CatchupPlan(events=20_000, cap_seconds=5.0),
+        )
+    else:
+        plans = (appends.AppendPlan(), HttpPlan(), system.LagPlan(), catchup.CatchupPlan())
+    append_plan, http_plan, lag_plan, catchup_plan = plans
+    scale = args.scale
+    reps = args.reps
+    append_plan = replace(
+        append_plan,
+        warmup=append_plan.warmup * scale,
+        window=append_plan.window * scale,
+        reps=reps or append_plan.reps,
+    )
+    http_plan = replace(
+        http_plan,
+        warmup=http_plan.warmup * scale,
+        window=http_plan.window * scale,
+        reps=reps or http_plan.reps,
+        concurrency=args.concurrency or http_plan.concurrency,
+        products_per_config=args.products or http_plan.products_per_config,
+    )
+    lag_plan = replace(lag_plan, seconds=lag_plan.seconds * scale, reps=reps or lag_plan.reps)
+    catchup_plan = replace(
+        catchup_plan,
+        events=args.catchup_events or catchup_plan.events,
+        cap_seconds=catchup_plan.cap_seconds * scale,
+        reps=reps or catchup_plan.reps,
+    )
+    return append_plan, http_plan, lag_plan, catchup_plan
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a 1-2 minute smoke run")
+    parser.add_argument(
+        "--only", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}"
+    )
+    parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
+    parser.add_argument("--reps", type=int, default=0, help="runs per measurement (≥ 3)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every duration")
+    parser.add_argument("--concurrency", type=int, default=0, help="HTTP requests in flight")
+    parser.add_argument("--products", type=int, default=0, help="products per HTTP config")
+    parser.add_argument("--catchup-events", type=int, default=0, help="backlog size")
+    args = parser.parse_args(argv)
+    args.phases = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(args.phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases {sorted(unknown)}; choose from {', '.join(PHASES)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the selected phases; print the table; write the JSON."""
+    args = _parse(argv)
+    append_plan, http_plan, lag_plan, catchup_plan = _plans(args)
+    results = Results()
+    results.meta = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "phases": args.phases,
+        "quick": args.quick,
+        "plans": {
+            "appends": asdict(append_plan),
+            "http": asdict(http_plan),
+            "lag": asdict(lag_plan),
+            "catchup": asdict(catchup_plan),
+        },
+        "cpu": {},
+    }
+    began = time.monotonic()
+    with workdir() as scratch, BenchServers(Path(scratch)) as servers:
+        logs = Path(scratch) / "logs"
+        results.meta["servers"] = servers.describe()
+        print(f"servers: {results.meta['servers']}", file=sys.stderr, flush=True)
+        if "appends" in args.phases:
+            print("appends", file=sys.stderr, flush=True)
+            settings = servers.settings(servers.new_database("appends"))
+            with CpuMeter() as meter:
+                appends.run(settings, append_plan, results)
+            results.meta["cpu"]["appends"] = meter.usage
+        if "http" in args.phases or "lag" in args.phases:
+            system.run(
+                servers,
+                results,
+                http_plan,
+                logs,
+                configs="http" in args.phases,
+                lag_plan=lag_plan if "lag" in args.phases else None,
+            )
+        if "catchup" in args.phases:
+            print("catch-up", file=sys.stderr, flush=True)
+            with CpuMeter() as meter:
+                catchup.run(servers, results, catchup_plan, logs)
+            results.meta["cpu"]["catch-up"] = meter.usage
+    results.meta["seconds"] = round(time.monotonic() - began)
+    evaluate(results, append_plan)
+    print(render(results, append_plan))
+    results.write_json(args.output)
+    print(f"\n(every run in {args.output})")
+    return 0
+
+
+def _check(value: float, good: bool) -> bool | None:
+    return None if value != value else good
+
+
+def evaluate(results: Results, append_plan: appends.AppendPlan) -> None:
+    """PASS/FAIL per target of issue 8 (None when not measured in this run)."""
+    most = max(append_plan.writers)
+    xid = results.median(appends.key("xid", 1, most))
+    stock = results.median(appends.key("stock", 1, most))
+    plain = results.median(appends.key("psycopg", 1, most))
+    to_plain, to_stock = report.ratio(xid, plain), report.ratio(xid, stock)
+    results.target(
+        f"appends, 1 event/save, {most} writers: xid ≥ 50 % of the psycopg loop",
+        _check(to_plain, to_plain >= 0.5),
+        f"{to_plain:.0%} ({xid:,.0f} vs {plain:,.0f} saves/s)",
+    )
+    results.target(
+        f"appends, 1 event/save, {most} writers: xid ≥ 4× stock",
+        _check(to_stock, to_stock >= 4),
+        f"{to_stock:.2f}× ({xid:,.0f} vs {stock:,.0f} saves/s)",
+    )
+    from bench.http_load import key as http_key
+
+    ours = results.median(http_key("place_order", "xid", 2) + ".rps")
+    theirs = results.median(http_key("place_order", "stock", 2) + ".rps")
+    deployed = results.median(http_key("place_order", "xid+workers", 2) + ".rps")
+    p99 = results.median(http_key("place_order", "xid", 2) + ".p99")
+    gain = report.ratio(ours, theirs)
+    results.target(
+        "place order over HTTP, 2 API processes: xid ≥ 2.5× stock",
+        _check(gain, gain >= 2.5),
+        f"{gain:.2f}× ({ours:,.0f} vs {theirs:,.0f} req/s, neither with workers; "
+        f"{deployed:,.0f} req/s with relay and projector running)",
+    )
+    results.target(
+        "place order over HTTP, 2 API processes: p99 ≤ 50 ms",
+        _check(p99, p99 <= 50),
+        f"p99 {p99:.1f} ms at {ours:,.0f} req/s, {results.meta['plans']['http']['concurrency']} "
+        "in flight",
+    )
+    read_p99 = results.median("lag.read_model.p99")
+    ws_p99 = results.median("lag.websocket.p99")
+    results.target(
+        "projection lag at 50 % load: read model p99 ≤ 100 ms",
+        _check(read_p99, read_p99 <= 100),
+        f"p99 {read_p99:.1f} ms",
+    )
+    results.target(
+        "projection lag at 50 % load: websocket p99 ≤ 150 ms",
+        _check(ws_p99, ws_p99 <= 150),
+        f"p99 {ws_p99:.1f} ms",
+    )
+    projector = results.median("catchup.projector")
+    results.target(
+        "projector catch-up ≥ 30k events/s",
+        _check(projector, projector >= 30_000),
+        f"{projector:,.0f} events/s",
+    )
+    api_mb = results.median("memory.api.peak")
+    worker_mb = results.median("memory.worker.peak")
+    results.target(
+        "memory under load: every API process ≤ 150 MB",
+        _check(api_mb, api_mb <= 150),
+        f"peak {api_mb:.0f} MB",
+    )
+    results.target(
+        "memory under load: worker ≤ 200 MB",
+        _check(worker_mb, worker_mb <= 200),
+        f"peak {worker_mb:.0f} MB",
+    )
+
+
+def render(results: Results, append_plan: appends.AppendPlan) -> str:
+    """The short table: every figure beside its baseline, then the targets."""
+    from bench.http_load import key as http_key
+
+    meta = results.meta
+    out = [
+        f"# PMS bench — {meta['started']}, commit {meta['commit']}"
+        + (" (+ uncommitted changes)" if meta["dirty"] else ""),
+        f"{meta['cpus']} CPUs, Python {meta['python']}, PostgreSQL "
+        f"{meta.get('servers', {}).get('postgres_version', '?')}, {meta['seconds']} s; "
+        "medians of the runs ±(max−min)/median",
+        "",
+    ]
+    rows = appends.summary_rows(results, append_plan)
+    if rows:
+        out += ["## Event store appends (saves/s)", report.table(appends.APPEND_HEADERS, rows), ""]
+    http_rows = []
+    for command in ("place_order", "adjust_stock"):
+        for variant in ("xid+workers", "xid", "stock"):
+            for processes in (1, 2):
+                prefix = http_key(command, variant, processes)
+                figure = results.figures.get(prefix + ".rps")
+                if figure is None:
+                    continue
+                baseline = results.median(http_key(command, "stock", processes) + ".rps")
+                errors = sum(sum(d.get("errors", {}).values()) for d in figure.details)
+                http_rows.append(
+                    [
+                        command,
+                        variant,
+                        str(processes),
+                        figure.text(),
+                        f"{results.median(prefix + '.p50'):.1f}",
+                        f"{results.median(prefix + '.p99'):.1f}",
+                        report.ratio_text(report.ratio(figure.median, baseline)),
+                        str(errors),
+                    ]
+                )
+    if http_rows:
+        concurrency = meta["plans"]["http"]["concurrency"]
+        out += [
+            f"## HTTP commands, closed loop, {concurrency} in flight",
+            report.table(
+                [
+                    "command",
+                    "store",
+                    "API procs",
+                    "req/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "÷ stock",
+                    "non-2xx",
+                ],
+                http_rows,
+            ),
+            "",
+        ]
+    if "lag.rate" in results.figures:
+        lag_rows = [
+            [
+                label,
+                f"{results.median(f'lag.{name}.p50'):.1f}",
+                f"{results.median(f'lag.{name}.p99'):.1f}",
+            ]
+            for name, label in (
+                ("store", "event readable in the store (baseline)"),
+                ("read_model", "read model (projection_positions)"),
+                ("websocket", "websocket inventory_update"),
+                ("command", "command latency at this load"),
+            )
+        ]
+        out += [
+            f"## Projection lag after the HTTP answer, at {results.median('lag.rate'):,.0f} "
+            "adjustments/s (50 % of the maximum, 2 API processes)",
+            report.table(["observer", "p50 ms", "p99 ms"], lag_rows),
+            "",
+        ]
+    if "catchup.projector" in results.figures or "catchup.relay" in results.figures:
+        catch_rows = [
+            [results.figures[k].label, results.figures[k].text()]
+            for k in ("catchup.append", "catchup.read", "catchup.relay", "catchup.projector")
+            if k in results.figures
+        ]
+        out += [
+            "## Catch-up of a backlog (events/s)",
+            report.table(["step", "events/s"], catch_rows),
+            "rebuild: not implemented yet (issue 5); cached/uncached report queries: not "
+            "implemented yet (issue 5)",
+            "",
+        ]
+    if "memory.api.peak" in results.figures:
+        memory_rows = [
+            [
+                "API (largest process)",
+                f"{results.median('memory.api.idle'):.0f}",
+                f"{results.median('memory.api.peak'):.0f}",
+                "150",
+            ],
+            [
+                "worker",
+                f"{results.median('memory.worker.idle'):.0f}",
+                f"{results.median('memory.worker.peak'):.0f}",
+                "200",
+            ],
+        ]
+        out += [
+            "## Memory (RSS MB; idle after start is the baseline)",
+            report.table(["process", "idle", "peak under load", "target ≤"], memory_rows),
+            "",
+        ]
+    if meta["cpu"]:
+        kinds = sorted({k for usage in meta["cpu"].values() for k in usage})
+        cpu_rows = [
+            [block, *(str(usage.get(kind, 0)) for kind in kinds)]
+            for block, usage in meta["cpu"].items()
+        ]
+        out += [
+            "## CPU while measuring (% of one core; foreign = other programs on this machine)",
+            report.table(["block", *kinds], cpu_rows),
+            "",
+        ]
+    out.append("## Targets")
+    for target in results.targets:
+        verdict = {True: "PASS", False: "FAIL", None: "n/a "}[target.passed]
+        out.append(f"{verdict}  {target.name}: {target.detail}")
+    for note in results.notes:
+        out.append(f"note: {note}")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Catch-up speed: a backlog of stock events, then the relay and the projector work it off.
+
+With no worker running, N stock events are appended (stock items opened, then adjusted). Then,
+each run: the relay starts from position 0 on fresh streams and is timed until its persisted
+position reaches the store's last position; the projector starts with an empty read model and
+a fresh durable consumer, and is timed until its tracked position gets there. A run stops at
+a time cap and counts what was applied by then. The baseline is reading (and decoding) the same
+backlog straight from the event store. Rebuild and report queries do not exist yet (issue 5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import psycopg
+import uvloop
+from eventsourcing.domain import Aggregate
+from nats.js.errors import NotFoundError
+from psycopg import sql
+
+from application.context import CommandContext
+from application.settings import Settings
+from application.store import EventStore
+from bench import lag
+from bench.report import Results
+from bench.servers import BenchServers, PmsProcess, prepare_database, reset_streams
+from domain.catalogue import Product
+from domain.inventory import StockItem
+from domain.locations import Location
+from domain.values import Money
+from projections.base import SCHEMA
+from projections.registry import projection_groups
+from workers.consumer import consumer_name
+from workers.streams import CHANGES_STREAM
+
+POLL_SECONDS = 0.02
+EVENTS_PER_ITEM = 200
+ITEMS_PER_SAVE = 5
+
+
+@dataclass(frozen=True)
+class CatchupPlan:
+    """What to run."""
+
+    events: int = 200_000
+    reps: int = 3
+    cap_seconds: float = 20.0
+
+
+def append_backlog(store: EventStore, events: int) -> float:
+    """Append about `events` events: a location, products, their stock items, adjustments.
+
+    Products and the location exist so that every projection does its whole work (the ledger
+    and low-stock alerts look products up). Returns events/s of the bulk append.
+    """
+    context = CommandContext.system("bench")
+    location = Location.create(code="BENCH", name="Bench", kind="warehouse")
+    store.app.save(location, metadata=context.metadata())
+    per_item = min(EVENTS_PER_ITEM, max(3, events))
+    items = max(1, events // per_item)
+    price, cost = Money(1000, "EUR"), Money(500, "EUR")
+    started = time.perf_counter()
+    written = 0
+    for first in range(0, items, ITEMS_PER_SAVE):
+        batch: list[Aggregate] = []
+        for number in range(first, min(first + ITEMS_PER_SAVE, items)):
+            product = Product.create(
+                sku=f"BENCH-{number}", name="Bench", price=price, cost=cost, reorder_level=5
+            )
+            item = StockItem.open(product.id, location.id)
+            for _ in range(per_item - 2):
+                item.adjust(1, reason="bench", document=None)
+            batch += [product, item]
+        store.app.save(*batch, metadata=context.metadata())
+        written += len(batch) // 2 * per_item
+    return written / (time.perf_counter() - started)
+
+
+def read_backlog(store: EventStore) -> float:
+    """Events/s of reading the whole log from the store and decoding it to domain events."""
+    started = time.perf_counter()
+    count = 0
+    to_domain_event = store.app.mapper.to_domain_event
+    for notification in store.iter_notifications(0):
+        to_domain_event(notification)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def _count_between(connection: psycopg.Connection[tuple[object, ...]], low: int, high: int) -> int:
+    row = connection.execute(
+        "SELECT count(*) FROM public.pms_events WHERE notification_id > %s"
+        " AND notification_id <= %s",
+        (low, high),
+    ).fetchone()
+    return int(row[0]) if row else 0  # type: ignore[call-overload]
+
+
+def time_until(
+    database_url: str,
+    position_sql: str,
+    target: int,
+    cap_seconds: float,
+    process: PmsProcess,
+) -> tuple[float, int]:
+    """Events/s from the first movement of `position_sql` until it reaches `target`.
+
+    Start-up (imports, connections) is left out by timing from the first batch seen to the
+    last. A backlog done in one batch is timed from the process start instead. Also returns
+    how many events the rate is based on.
+    """
+    started = time.perf_counter()
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        first: tuple[float, int] | None = None
+        last: tuple[float, int] = (started, 0)
+        deadline = time.monotonic() + 60.0  # to start at all
+        while True:
+            if not process.alive():
+                raise process.failure("exited")
+            row = connection.execute(position_sql).fetchone()
+            now = time.perf_counter()
+            position = int(row[0]) if row and row[0] is not None else 0
+            if position > 0 and first is None:
+                first = (now, position)
+                deadline = time.monotonic() + cap_seconds
+            if position > last[1]:
+                last = (now, position)
+            if position >= target or time.monotonic() > deadline:
+                break
+            time.sleep(POLL_SECONDS)
+        if first is None:
+            return float("nan"), 0
+        if first == last:
+            first = (started, 0)
+        applied = _count_between(connection, first[1], last[1])
+        return applied / (last[0] - first[0]), applied
+
+
+def _reset_read_side(database_url: str) -> None:
+    """Empty every read-model table and forget every projection position."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        tables = connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s"
+            " AND tablename <> 'projection_positions'",
+            (SCHEMA,),
+        ).fetchall()
+        for (table,) in tables:
+            connection.execute(
+                sql.SQL("TRUNCATE {}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(table))
+            )
+        connection.execute(f"DELETE FROM {SCHEMA}.projection_positions")
+
+
+async def _forget_consumers(nats_url: str, events_stream: str, groups: list[str]) -> None:
+    client = await nats.connect(nats_url)
+    try:
+        js = client.jetstream()
+        for group in groups:
+            with contextlib.suppress(NotFoundError):
+                await js.delete_consumer(events_stream, consumer_name(group))
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(CHANGES_STREAM)  # the projector recreates it
+    finally:
+        await client.close()
+
+
+def _timed_run(
+    results: Results,
+    key: str,
+    label: str,
+    process: PmsProcess,
+    position_sql: str,
+    target: int,
+    cap_seconds: float,
+) -> None:
+    process.start()
+    try:
+        rate, applied = time_until(
+            process.settings.database_url, position_sql, target, cap_seconds, process
+        )
+    finally:
+        process.stop()
+    results.add(key, label, "events/s", rate, events=applied)
+    print(f"  {label}: {rate:,.0f} events/s over {applied:,} events", file=sys.stderr, flush=True)
+
+
+def run(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) -> None:
+    """Backlog, then relay and projector runs."""
+    database_url = servers.new_database("catchup")
+    settings: Settings = servers.settings(database_url)
+    prepare_database(settings)
+    store = EventStore.connect(settings)
+    try:
+        rate = append_backlog(store, plan.events)
+        results.add("catchup.append", "bulk append of the backlog", "events/s", rate)
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            row = connection.execute(lag.STORE_POSITION_SQL).fetchone()
+            target = int(row[0]) if row and row[0] is not None else 0
+            count_row = connection.execute("SELECT count(*) FROM public.pms_events").fetchone()
+            total = int(count_row[0]) if count_row else 0
+        results.notes.append(f"catch-up backlog: {total:,} events ({rate:,.0f} events/s to append)")
+        print(f"  backlog {total:,} events appended at {rate:,.0f} events/s", file=sys.stderr)
+        for _ in range(plan.reps):
+            results.add(
+                "catchup.read", "store read + decode (baseline)", "events/s", read_backlog(store)
+            )
+        relay_sql = "SELECT position FROM public.pms_relay_position WHERE name = 'relay'"
+        for _ in range(plan.reps):
+            uvloop.run(reset_streams(settings.nats_url, settings.stream_name))
+            with psycopg.connect(database_url, autocommit=True) as connection:
+                connection.execute("DELETE FROM public.pms_relay_position")
+            _timed_run(
+                results,
+                "catchup.relay",
+                "relay catch-up (store → JetStream)",
+                PmsProcess("relay", settings, logs),
+                relay_sql,
+                target,
+                plan.cap_seconds,
+            )
+        groups = [group.name for group in projection_groups()]
+        for _ in range(plan.reps):
+            uvloop.run(_forget_consumers(settings.nats_url, settings.stream_name, groups))
+            _reset_read_side(database_url)
+            _timed_run(
+                results,
+                "catchup.projector",
+                "projector catch-up (JetStream → read model)",
+                PmsProcess("projector", settings, logs),
+                lag.PROJECTED_SQL,
+                target,
+                plan.cap_seconds,
+            )
+    finally:
+        store.close()

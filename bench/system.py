@@ -1,0 +1,206 @@
+"""The system phase: HTTP commands per configuration, projection lag, and memory under load.
+
+Configurations, in this order (API processes are restarted between them):
+
+* xid + workers, 1 and 2 API processes: the system as deployed (relay and projector running);
+  memory is sampled here, and the lag runs at 2 API processes;
+* xid without workers, 2 and 1 API processes, and stock without workers, 1 and 2: like for
+  like, since the relay and projectors need the xid recorder's metadata and cannot run on the
+  stock table.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import uvloop
+
+from bench import http_load, lag
+from bench.http_load import HttpPlan, Shop
+from bench.report import Results
+from bench.servers import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    BenchServers,
+    CpuMeter,
+    MemorySampler,
+    PmsProcess,
+    prepare_database,
+    reset_streams,
+    rss_mb,
+)
+
+COMMANDS = ("place_order", "adjust_stock")
+# The stock recorder fails one assert in EventStore.next_number (it checks for our recorder
+# class); -O drops asserts, so the stock API can place orders. It can only help the baseline.
+STOCK_API_ENV = {"PYTHONOPTIMIZE": "1"}
+
+
+@dataclass(frozen=True)
+class LagPlan:
+    """Open-loop runs at a fraction of the measured maximum adjustment rate."""
+
+    load_fraction: float = 0.5
+    seconds: float = 5.0
+    reps: int = 3
+
+
+def wait_projected(database_url: str, timeout: float = 120.0) -> None:
+    """Block until the projectors have applied everything readers of the store can see."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        while time.monotonic() < deadline:
+            store = connection.execute(lag.STORE_POSITION_SQL).fetchone()
+            projected = connection.execute(lag.PROJECTED_SQL).fetchone()
+            wanted = int(store[0] or 0) if store else 0
+            if projected and projected[0] is not None and int(projected[0]) >= wanted:
+                return
+            time.sleep(0.1)
+    raise RuntimeError("the projector did not catch up in time")
+
+
+def _start_api(base: PmsProcess) -> PmsProcess:
+    base.start()
+    base.wait_healthy()
+    return base
+
+
+def _api(
+    servers: BenchServers, database_url: str, logs: Path, store: str, workers: int
+) -> PmsProcess:
+    settings = servers.settings(database_url, event_store=store, api_workers=workers)
+    env = STOCK_API_ENV if store == "stock" else {}
+    return _start_api(PmsProcess("api", settings, logs, extra_env=env))
+
+
+def _measure_all(
+    results: Results,
+    shop: Shop,
+    products: list[str],
+    variant: str,
+    api_processes: int,
+    plan: HttpPlan,
+    commands: tuple[str, ...] = COMMANDS,
+) -> None:
+    with CpuMeter() as meter:
+        for command in commands:
+            http_load.measure(
+                results,
+                shop,
+                products,
+                command=command,
+                variant=variant,
+                api_processes=api_processes,
+                plan=plan,
+            )
+    results.meta.setdefault("cpu", {})[f"http {variant} {api_processes} API"] = meter.usage
+
+
+def _record_memory(results: Results, sampler: MemorySampler, idle: dict[str, float]) -> None:
+    peaks = sampler.peak_by_role()
+    api = max((v for role, v in peaks.items() if role.startswith("api")), default=float("nan"))
+    results.add("memory.api.peak", "API process peak RSS under load", "MB", api, roles=peaks)
+    results.add("memory.worker.peak", "worker peak RSS under load", "MB", peaks.get("worker", 0))
+    results.add("memory.api.idle", "API process RSS after start", "MB", idle["api"])
+    results.add("memory.worker.idle", "worker RSS after start", "MB", idle["worker"])
+
+
+def run(
+    servers: BenchServers,
+    results: Results,
+    plan: HttpPlan,
+    logs: Path,
+    *,
+    configs: bool = True,
+    lag_plan: LagPlan | None = None,
+) -> None:
+    """Every configuration (when `configs`), and the lag runs (when `lag_plan`)."""
+    database_url = servers.new_database("http")
+    base = servers.settings(database_url)
+    prepare_database(base)
+    uvloop.run(reset_streams(servers.urls.nats_url, base.stream_name))
+    worker = PmsProcess("worker", base, logs).start()
+    api = None
+    try:
+        api = _api(servers, database_url, logs, "xid", 1)
+        shop = http_load.create_shop(
+            api.settings.port, ADMIN_EMAIL, ADMIN_PASSWORD, 4 * plan.products_per_config
+        )
+        parts = http_load.slices(shop.products, 4)
+        wait_projected(database_url)
+        idle = {"api": rss_mb(api.pid), "worker": rss_mb(worker.pid)}
+        sampler = MemorySampler({"api": api, "worker": worker})
+        with sampler:
+            if configs:
+                print("HTTP xid + workers, 1 API process", file=sys.stderr, flush=True)
+                _measure_all(results, shop, parts[0], "xid+workers", 1, plan)
+                wait_projected(database_url)
+            api.stop()
+            api = _api(servers, database_url, logs, "xid", 2)
+            sampler.processes["api"] = api
+            shop.port = api.settings.port
+            print("HTTP xid + workers, 2 API processes", file=sys.stderr, flush=True)
+            _measure_all(
+                results,
+                shop,
+                parts[1],
+                "xid+workers",
+                2,
+                plan,
+                COMMANDS if configs else ("adjust_stock",),
+            )
+            if lag_plan is not None:
+                wait_projected(database_url)
+                maximum = results.median(http_load.key("adjust_stock", "xid+workers", 2) + ".rps")
+                rate = maximum * lag_plan.load_fraction
+                print(f"lag at {rate:,.0f} req/s (50 % of {maximum:,.0f})", file=sys.stderr)
+                requests = http_load.adjust_requests(shop, parts[1], shop.token, 7)
+                with CpuMeter() as meter:
+                    for _ in range(lag_plan.reps):
+                        outcome = lag.run_once(
+                            shop.port, shop.token, database_url, requests, rate, lag_plan.seconds
+                        )
+                        lag.record(results, outcome, rate)
+                        wait_projected(database_url)
+                results.meta.setdefault("cpu", {})["lag (50 % load)"] = meter.usage
+        _record_memory(results, sampler, idle)
+        worker.stop()
+        if not configs:
+            return
+        print("HTTP xid without workers, 2 API processes", file=sys.stderr, flush=True)
+        _measure_all(results, shop, parts[2], "xid", 2, plan)
+        api.stop()
+        api = _api(servers, database_url, logs, "xid", 1)
+        shop.port = api.settings.port
+        print("HTTP xid without workers, 1 API process", file=sys.stderr, flush=True)
+        _measure_all(results, shop, parts[3], "xid", 1, plan)
+        api.stop()
+        _run_stock(servers, results, plan, logs)
+    finally:
+        if api is not None:
+            api.stop()
+        worker.stop()
+
+
+def _run_stock(servers: BenchServers, results: Results, plan: HttpPlan, logs: Path) -> None:
+    database_url = servers.new_database("stock")
+    prepare_database(servers.settings(database_url, event_store="stock"))
+    api = _api(servers, database_url, logs, "stock", 1)
+    try:
+        shop = http_load.create_shop(
+            api.settings.port, ADMIN_EMAIL, ADMIN_PASSWORD, 2 * plan.products_per_config
+        )
+        parts = http_load.slices(shop.products, 2)
+        print("HTTP stock recorder, 1 API process", file=sys.stderr, flush=True)
+        _measure_all(results, shop, parts[0], "stock", 1, plan)
+        api.stop()
+        api = _api(servers, database_url, logs, "stock", 2)
+        shop.port = api.settings.port
+        print("HTTP stock recorder, 2 API processes", file=sys.stderr, flush=True)
+        _measure_all(results, shop, parts[1], "stock", 2, plan)
+    finally:
+        api.stop()

@@ -63,6 +63,9 @@ class Settings:
     log_level: str = "INFO"
     jwt_secret: str = field(default="", repr=False)
     audit_key: str = field(default="", repr=False)
+    stripe_api_key: str = field(default="", repr=False)
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_webhook_secret: str = field(default="", repr=False)
     jwt_issuer: str = "pms"
     jwt_audience: str = "pms-api"
     access_token_ttl_seconds: int = 900
@@ -100,6 +103,9 @@ class Settings:
             log_level=env.get("PMS_LOG_LEVEL", defaults.log_level).upper(),
             jwt_secret=env.get("PMS_JWT_SECRET", ""),
             audit_key=env.get("PMS_AUDIT_KEY", ""),
+            stripe_api_key=env.get("PMS_STRIPE_API_KEY", ""),
+            stripe_api_base=env.get("PMS_STRIPE_API_BASE", defaults.stripe_api_base),
+            stripe_webhook_secret=env.get("PMS_STRIPE_WEBHOOK_SECRET", ""),
             jwt_issuer=env.get("PMS_JWT_ISSUER", defaults.jwt_issuer),
             jwt_audience=env.get("PMS_JWT_AUDIENCE", defaults.jwt_audience),
             access_token_ttl_seconds=_int(
@@ -165,6 +171,9 @@ class Settings:
             "PMS_LOG_LEVEL": self.log_level,
             "PMS_JWT_SECRET": self.jwt_secret,
             "PMS_AUDIT_KEY": self.audit_key,
+            "PMS_STRIPE_API_KEY": self.stripe_api_key,
+            "PMS_STRIPE_API_BASE": self.stripe_api_base,
+            "PMS_STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
             "PMS_JWT_ISSUER": self.jwt_issuer,
             "PMS_JWT_AUDIENCE": self.jwt_audience,
             "PMS_ACCESS_TOKEN_TTL": str(self.access_token_ttl_seconds),

@@ -9,6 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from application.stripe import InvalidSignature, ProviderError
 from domain.errors import DomainError, InsufficientStock, InvalidValue, NotFound
 from domain.identity import NotPermitted
 
@@ -58,6 +59,10 @@ def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
         )
     if isinstance(exc, NotFound):
         return problem(404, exc.code, "Not found", exc.detail)
+    if isinstance(exc, InvalidSignature):
+        return problem(400, exc.code, "Invalid signature", exc.detail)
+    if isinstance(exc, ProviderError):
+        return problem(502, exc.code, "Payment provider error", exc.detail)
     if isinstance(exc, NotPermitted):
         return problem(403, exc.code, "Forbidden", exc.detail)
     if isinstance(exc, InsufficientStock):

@@ -7,9 +7,11 @@ from domain.customers import Customer
 from domain.inventory import StockItem
 from domain.locations import Location
 from domain.orders import Order
+from domain.payments import Payment
 from projections.customer_queries import CustomerView
 from projections.locations_queries import LocationView
 from projections.order_queries import OrderLineView, OrderView
+from projections.payment_queries import PaymentView, RefundView
 from projections.product_queries import ProductView
 from projections.stock_queries import StockItemView
 
@@ -106,4 +108,29 @@ def order_view(order: Order) -> OrderView:
         version=order.version,
         placed_at=order.created_on,
         updated_at=order.modified_on,
+    )
+
+
+def payment_view(payment: Payment, *, with_secret: bool = False) -> PaymentView:
+    """The wire shape of a payment; the client secret only when the payment is started."""
+    return PaymentView(
+        id=payment.id,
+        order_id=payment.order_id,
+        amount=payment.amount,
+        method=payment.method,
+        provider=payment.provider,
+        status=payment.status,
+        provider_reference=payment.provider_reference,
+        authorized=payment.authorized,
+        captured=payment.captured,
+        refunded=payment.refunded,
+        refunds=[
+            RefundView(refund_id=r.refund_id, amount=r.amount, reason=r.reason)
+            for r in payment.refunds
+        ],
+        failure_reason=payment.failure_reason,
+        version=payment.version,
+        created_at=payment.created_on,
+        updated_at=payment.modified_on,
+        client_secret=payment.client_secret if with_secret else None,
     )

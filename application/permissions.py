@@ -18,6 +18,7 @@ class Permission(StrEnum):
     LOCATIONS_WRITE = "locations:write"
     ORDERS_READ = "orders:read"
     ORDERS_WRITE = "orders:write"
+    PAYMENTS_WRITE = "payments:write"
     REPORTS_READ = "reports:read"
     REPORTS_EXPORT = "reports:export"
     USERS_ADMIN = "users:admin"
@@ -45,6 +46,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.INVENTORY_WRITE,
         Permission.LOCATIONS_WRITE,
         Permission.ORDERS_WRITE,
+        Permission.PAYMENTS_WRITE,
         Permission.REPORTS_EXPORT,
     },
     "admin": frozenset(Permission),

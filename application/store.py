@@ -21,6 +21,7 @@ from application.recorder import StoredNotification, XidOrderedRecorder
 from application.settings import Settings, SettingsError
 from domain.errors import Conflict, NotFound
 from domain.orders import OrderLine, ShipmentItem
+from domain.payments import Refund
 from domain.values import Money
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class PmsApplication(Application[UUID]):
         transcoder.register(MoneyAsDict())
         transcoder.register(DataclassAsDict(OrderLine, "order_line"))
         transcoder.register(DataclassAsDict(ShipmentItem, "shipment_item"))
+        transcoder.register(DataclassAsDict(Refund, "refund"))
 
 
 def application_env(settings: Settings) -> dict[str, str]:

@@ -114,6 +114,7 @@ class Order(Aggregate):
         self.payment_status: PaymentStatus = "unpaid"
         self.shipped: dict[UUID, int] = {}
         self.shipment_count = 0
+        self.payment_ids: list[UUID] = []
 
     @classmethod
     def place(
@@ -218,6 +219,12 @@ class Order(Aggregate):
         def apply(self, order: Order) -> None:
             order.status = "cancelled"
 
+    class PaymentStarted(Aggregate.Event):
+        payment_id: UUID
+
+        def apply(self, order: Order) -> None:
+            order.payment_ids.append(self.payment_id)
+
     class PaymentStatusChanged(Aggregate.Event):
         payment_status: str
 
@@ -280,6 +287,12 @@ class Order(Aggregate):
             raise IllegalTransition("an order with shipped items cannot be cancelled")
         self.trigger_event(self.Cancelled, reason=reason.strip() or "cancelled")
 
+    def start_payment(self, payment_id: UUID) -> None:
+        """Attach a new payment (not to a cancelled order)."""
+        if self.status == "cancelled":
+            raise IllegalTransition("a cancelled order cannot be paid")
+        self.trigger_event(self.PaymentStarted, payment_id=payment_id)
+
     def record_payment_status(self, payment_status: PaymentStatus) -> None:
         """Note the payment status derived from the order's payments."""
         if payment_status != self.payment_status:
@@ -290,3 +303,12 @@ class Order(Aggregate):
             raise IllegalTransition(
                 f"cannot {action} an order that is {self.status}", current_status=self.status
             )
+
+
+def payment_status_for(total: Money, paid: Money, refunded: Money) -> PaymentStatus:
+    """An order's payment status from what its payments captured and refunded."""
+    if refunded.amount > 0:
+        return "refunded" if refunded.amount >= paid.amount else "partially_refunded"
+    if paid.amount <= 0:
+        return "unpaid"
+    return "paid" if paid.amount >= total.amount else "partially_paid"

@@ -9,6 +9,7 @@ from projections.customers import CustomersProjection
 from projections.locations import LocationsProjection
 from projections.order_timeline import OrderTimelineProjection
 from projections.orders import OrdersProjection
+from projections.payments import PaymentsProjection
 from projections.stock_ledger import StockLedgerProjection
 from projections.stock_levels import StockLevelsProjection
 from projections.users import ApiKeysProjection, UsersProjection
@@ -30,6 +31,7 @@ def projection_groups() -> tuple[ProjectionGroup, ...]:
                 CustomersProjection(),  # after orders: it recounts a customer's orders
                 UsersProjection(),
                 ApiKeysProjection(),
+                PaymentsProjection(),
             ),
         ),
     )

@@ -14,6 +14,7 @@ from application.settings import Settings
 from application.store import EventStore
 from projections.registry import projection_groups
 from workers.consumer import run_consumer
+from workers.process_managers import run_process_managers
 from workers.projector import GroupProjector
 from workers.relay import Relay
 from workers.sealer import run_sealer
@@ -59,6 +60,8 @@ async def run_workers(
                     run_consumer(projector, connection, js, settings.stream_name, stop)
                 )
             )
+        if relay:
+            tasks.append(asyncio.create_task(run_process_managers(settings, store, stop)))
         if relay and settings.audit_key:
             tasks.append(asyncio.create_task(run_sealer(settings, stop)))
         elif relay:

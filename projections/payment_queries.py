@@ -1,0 +1,90 @@
+"""Queries on the payments read model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from domain.values import Money
+
+
+class RefundView(msgspec.Struct, rename="camel", frozen=True):
+    """One refund."""
+
+    refund_id: str
+    amount: Money
+    reason: str
+
+
+class PaymentView(msgspec.Struct, rename="camel", frozen=True):
+    """A payment as clients see it."""
+
+    id: UUID
+    order_id: UUID
+    amount: Money
+    method: str
+    provider: str
+    status: str
+    provider_reference: str | None
+    authorized: Money
+    captured: Money
+    refunded: Money
+    refunds: list[RefundView]
+    failure_reason: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    client_secret: str | None = None
+
+
+def _view(row: dict[str, Any]) -> PaymentView:
+    currency = row["currency"]
+    return PaymentView(
+        id=row["id"],
+        order_id=row["order_id"],
+        amount=Money(row["amount"], currency),
+        method=row["method"],
+        provider=row["provider"],
+        status=row["status"],
+        provider_reference=row["provider_reference"],
+        authorized=Money(row["authorized"], currency),
+        captured=Money(row["captured"], currency),
+        refunded=Money(row["refunded"], currency),
+        refunds=[
+            RefundView(
+                refund_id=r["refundId"], amount=Money(r["amount"], currency), reason=r["reason"]
+            )
+            for r in row["refunds"]
+        ],
+        failure_reason=row["failure_reason"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def list_payments(
+    connection: AsyncConnection[Any], *, order_id: UUID | None, status: str | None, limit: int
+) -> list[PaymentView]:
+    """Payments, newest first, filtered by order and status."""
+    clauses: list[str] = ["TRUE"]
+    params: list[Any] = []
+    if order_id is not None:
+        clauses.append("order_id = %s")
+        params.append(order_id)
+    if status is not None:
+        clauses.append("status = %s")
+        params.append(status)
+    params.append(limit)
+    async with connection.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(
+            f"SELECT * FROM read.payments WHERE {' AND '.join(clauses)}"
+            " ORDER BY created_at DESC, id LIMIT %s",
+            params,
+        )
+        return [_view(row) for row in await cursor.fetchall()]

@@ -25,6 +25,8 @@ from bench.report import Results
 from bench.servers import BenchServers, CpuMeter, workdir
 
 PHASES = ("appends", "http", "lag", "catchup")
+IDLE_CHECK_SECONDS = 2.0
+BUSY_MACHINE_PERCENT = 20
 
 
 def _git(*args: str) -> str:
@@ -41,10 +43,10 @@ def _plans(
 ) -> tuple[appends.AppendPlan, HttpPlan, system.LagPlan, catchup.CatchupPlan]:
     if args.quick:
         plans = (
-            appends.AppendPlan(warmup=0.2, window=0.6),
-            HttpPlan(warmup=0.5, window=1.0, products_per_config=100),
+            appends.AppendPlan(warmup=0.15, window=0.4),
+            HttpPlan(warmup=0.3, window=0.8, products_per_config=100),
             system.LagPlan(seconds=1.5),
-            catchup.CatchupPlan(events=20_000, cap_seconds=5.0),
+            catchup.CatchupPlan(events=20_000, cap_seconds=4.0),
         )
     else:
         plans = (appends.AppendPlan(), HttpPlan(), system.LagPlan(), catchup.CatchupPlan())
@@ -122,6 +124,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs = Path(scratch) / "logs"
         results.meta["servers"] = servers.describe()
         print(f"servers: {results.meta['servers']}", file=sys.stderr, flush=True)
+        with CpuMeter() as meter:
+            time.sleep(IDLE_CHECK_SECONDS)
+        results.meta["cpu"]["idle check (nothing of ours running)"] = meter.usage
+        foreign = meter.usage.get("foreign", 0)
+        if foreign > BUSY_MACHINE_PERCENT:
+            results.notes.append(
+                f"the machine was busy before the run: other programs used {foreign} % of one "
+                "core; figures are lower and noisier than on an idle machine (see the CPU table)"
+            )
+            print(f"warning: {results.notes[-1]}", file=sys.stderr, flush=True)
         if "appends" in args.phases:
             print("appends", file=sys.stderr, flush=True)
             settings = servers.settings(servers.new_database("appends"))

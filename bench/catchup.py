@@ -49,7 +49,7 @@ class CatchupPlan:
 
     events: int = 200_000
     reps: int = 3
-    cap_seconds: float = 20.0
+    cap_seconds: float = 15.0
 
 
 def append_backlog(store: EventStore, events: int) -> float:

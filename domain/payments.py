@@ -27,6 +27,7 @@ Provider = Literal["manual", "stripe"]
 # How far along a payment is; provider news never moves it backwards.
 _RANK = {"pending": 0, "requires_action": 1, "authorized": 2, "captured": 3}
 _FINAL = ("voided", "failed")
+_CAN_HOLD = ("pending", "requires_action", "authorized", "captured")
 
 
 class RefundExceedsCaptured(Conflict):
@@ -126,7 +127,8 @@ class Payment(Aggregate):
 
         def apply(self, payment: Payment) -> None:
             payment.authorized = self.amount
-            payment.status = "authorized"
+            if payment.captured.amount == 0:
+                payment.status = "authorized"
 
     class Captured(Aggregate.Event):
         amount: Money  # this capture's amount
@@ -265,11 +267,12 @@ class Payment(Aggregate):
                 self.void()
         elif state == "requires_action" and self.status == "pending":
             self.require_action()
-        elif state in ("requires_capture", "succeeded") and self.status not in _FINAL:
-            held = max(capturable, received)
-            if _RANK.get(self.status, 9) < _RANK["authorized"] and held > 0:
-                self.authorize(Money(min(held, self.amount.amount), self.amount.currency))
-            missing = received - self.captured.amount
+        elif state in ("requires_capture", "succeeded") and self.status in _CAN_HOLD:
+            # The provider's word is final: what it holds is received plus still capturable.
+            held = min(received + capturable, self.amount.amount)
+            if held > self.authorized.amount:
+                self.trigger_event(self.Authorized, amount=Money(held, self.amount.currency))
+            missing = min(received, self.amount.amount) - self.captured.amount
             if state == "succeeded" and missing > 0:
                 self.capture(Money(missing, self.amount.currency))
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import msgspec
 from litestar import Litestar, Router
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Schema, SecurityScheme
+from litestar.typing import FieldDefinition
 
 from api.auth import TokenAuthenticationMiddleware, route_declares_access
 from api.dependencies import DEPENDENCIES
@@ -28,12 +32,24 @@ from api.routes.locations import LocationController
 from api.routes.orders import OrderController
 from api.routes.settings import SettingsController
 from api.routes.users import UserController
-from api.security import LimitedRequest, add_security_headers, cors_config
+from api.security import LimitedRequest, add_security_headers, cors_config, refuse_nul_in_url
 from api.services import Services
 from api.ws import changes_socket
 from application.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class StrictStructSchema(StructSchemaPlugin):
+    """Request bodies that refuse unknown fields say so: `additionalProperties: false`."""
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        """Litestar's schema of a msgspec Struct, stricter where the Struct is."""
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        info = msgspec.inspect.type_info(field_definition.type_)
+        if isinstance(schema, Schema) and getattr(info, "forbid_unknown_fields", False):
+            schema.additional_properties = False
+        return schema
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -81,7 +97,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         guards=[route_declares_access],  # fails closed for routes that declare no permission
         before_send=[add_security_headers],
+        before_request=refuse_nul_in_url,
         request_class=LimitedRequest,
+        plugins=[StrictStructSchema()],
         request_max_body_size=settings.max_body_bytes,
         cors_config=cors_config(settings),
         openapi_config=OpenAPIConfig(

@@ -77,8 +77,20 @@ class JsonTooComplex(ValidationException):
     """A JSON body nests too deeply or carries an over-long string."""
 
 
+class NulCharacter(ValidationException):
+    """Text with a NUL character: PostgreSQL cannot store it, so no input may carry one."""
+
+
+def _check_text(text: str, max_length: int) -> None:
+    if len(text) > max_length:
+        raise JsonTooComplex(f"a JSON string is longer than {max_length} characters")
+    if "\x00" in text:
+        raise NulCharacter("text must not contain NUL characters")
+
+
 def check_json_shape(body: bytes, max_depth: int, max_string: int) -> None:
-    """Refuse JSON nested deeper than `max_depth` or with a string over `max_string` chars.
+    """Refuse JSON nested deeper than `max_depth`, or with a string over `max_string` chars
+    or with a NUL character.
 
     Bodies that are not JSON are left alone: their route's decoder answers for them.
     """
@@ -96,8 +108,7 @@ def check_json_shape(body: bytes, max_depth: int, max_string: int) -> None:
         children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
         for child in children:
             if isinstance(child, str):
-                if len(child) > max_string:
-                    raise JsonTooComplex(f"a JSON string is longer than {max_string} characters")
+                _check_text(child, max_string)
             elif isinstance(child, dict | list):
                 stack.append((child, depth + 1))
 
@@ -114,3 +125,10 @@ class LimitedRequest(Request[Any, Any, Any]):
             check_json_shape(body, settings.max_json_depth, settings.max_json_string_length)
             state["pms_json_checked"] = True
         return body
+
+
+async def refuse_nul_in_url(request: Request[Any, Any, Any]) -> None:
+    """A `before_request` hook: no NUL character in the path or the query string."""
+    query = request.scope.get("query_string", b"").lower()
+    if "\x00" in request.scope["path"] or b"%00" in query or b"\x00" in query:
+        raise NulCharacter("the URL must not contain NUL characters")

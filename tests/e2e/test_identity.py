@@ -410,10 +410,11 @@ def test_answers_carry_security_headers(api_url: str, admin_headers: dict[str, s
         b'{"a":' * 2000 + b"1" + b"}" * 2000,
         b'{"sku": "X", "name": "' + b"n" * 20_000 + b'"}',
         b'{"' + b"k" * 20_000 + b'": 1}',
+        b'{"sku": "NUL", "name": "a\\u0000b", "price": {"amount": 1, "currency": "EUR"}}',
     ],
-    ids=["deep", "very deep", "long string", "long key"],
+    ids=["deep", "very deep", "long string", "long key", "NUL character"],
 )
-def test_json_that_nests_too_deep_or_carries_huge_strings_is_400(
+def test_json_that_nests_too_deep_or_carries_huge_strings_or_nul_is_400(
     api_url: str, admin_headers: dict[str, str], body: bytes
 ) -> None:
     answer = httpx.post(
@@ -421,6 +422,12 @@ def test_json_that_nests_too_deep_or_carries_huge_strings_is_400(
         content=body,
         headers={**admin_headers, "content-type": "application/json"},
     )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["type"] == "/problems/validation-error"
+
+
+def test_nul_characters_in_the_url_are_400(api_url: str, admin_headers: dict[str, str]) -> None:
+    answer = httpx.get(f"{api_url}{API}/audit/events?actor=a%00b", headers=admin_headers)
     assert answer.status_code == 400, answer.text
     assert answer.json()["type"] == "/problems/validation-error"
 

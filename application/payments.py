@@ -9,7 +9,7 @@ import msgspec
 
 from application.context import CommandContext
 from application.store import EventStore, Outcome, UnitOfWork
-from application.stripe import IntentState, ProviderError, StripeGateway
+from application.stripe import IntentState, ProviderNotConfigured, StripeGateway
 from domain.errors import Conflict, InvalidValue, NotFound
 from domain.orders import Order, payment_status_for
 from domain.payments import Payment
@@ -51,7 +51,7 @@ def outstanding(unit: UnitOfWork, order: Order) -> Money:
 
 def _gateway(provider: str, stripe: StripeGateway | None) -> StripeGateway:
     if stripe is None:
-        raise ProviderError(f"the {provider} provider is not configured (PMS_STRIPE_API_KEY)")
+        raise ProviderNotConfigured(f"the {provider} provider is not configured")
     return stripe
 
 

@@ -21,6 +21,12 @@ class ProviderError(DomainError):
     code = "payment-provider-error"
 
 
+class ProviderNotConfigured(DomainError):
+    """The payment needs a provider this installation has no credentials for."""
+
+    code = "provider-not-configured"
+
+
 class InvalidSignature(DomainError):
     """A webhook whose Stripe-Signature does not verify."""
 

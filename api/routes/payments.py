@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -34,7 +35,7 @@ from application.stripe import StripeGateway, verify_signature
 from projections.payment_queries import PaymentView, list_payments
 
 
-def provide_stripe(state: State) -> StripeGateway | None:
+async def provide_stripe(state: State) -> StripeGateway | None:
     """The process's Stripe adapter, made on first use; None when no API key is set."""
     settings = services(state).settings
     if not settings.stripe_api_key:
@@ -163,24 +164,24 @@ class PaymentController(Controller):
     "/api/v1/webhooks/stripe",
     opt={"exclude_from_auth": True},
     status_code=200,
-    sync_to_thread=True,
     tags=["payments"],
 )
-def stripe_webhook(request_body: bytes, request: Request[Any, Any, Any], store: EventStore) -> Any:
+async def stripe_webhook(request: Request[Any, Any, Any], store: EventStore) -> Response[Any]:
     """Stripe events, signature-checked, each applied at most once in any arrival order."""
     settings = services(request.app.state).settings
     if not settings.stripe_webhook_secret:
         raise ServiceUnavailableException("PMS_STRIPE_WEBHOOK_SECRET is not configured")
+    body = await request.body()  # the exact bytes Stripe signed
     verify_signature(
-        request_body, request.headers.get("stripe-signature", ""), settings.stripe_webhook_secret
+        body, request.headers.get("stripe-signature", ""), settings.stripe_webhook_secret
     )
     try:
-        event = msgspec.json.decode(request_body, type=dict[str, Any])
+        event = msgspec.json.decode(body, type=dict[str, Any])
     except msgspec.DecodeError:
         raise ValidationException("the body is not JSON") from None
     request_id = str(request.scope["state"].get("request_id", ""))
     context = CommandContext(
         actor="provider:stripe", correlation_id=request_id, causation_id=str(event.get("id"))
     )
-    outcome = apply_stripe_event(store, context, event)
+    outcome = await asyncio.to_thread(apply_stripe_event, store, context, event)
     return Response({"received": True}, headers={"X-PMS-Position": str(outcome.position)})

@@ -120,8 +120,7 @@ def test_racing_refunds_never_exceed_what_was_captured(
             )
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [200, 409, 409, 409], [a.text for a in answers]
-    final = store.app.repository.get(UUID(payment["id"]))
-    assert isinstance(final, Payment)
+    final: Payment = store.app.repository.get(UUID(payment["id"]))
     assert final.refunded.amount == share <= final.captured.amount
 
 

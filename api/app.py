@@ -30,6 +30,7 @@ from api.routes.customers import CustomerController
 from api.routes.inventory import InventoryController
 from api.routes.locations import LocationController
 from api.routes.orders import OrderController
+from api.routes.payments import CheckoutController, PaymentController, stripe_webhook
 from api.routes.settings import SettingsController
 from api.routes.users import UserController
 from api.security import LimitedRequest, add_security_headers, cors_config, refuse_nul_in_url
@@ -79,13 +80,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OrderController,
             SettingsController,
             AuditController,
+            CheckoutController,
+            PaymentController,
             UserController,
             ApiKeyController,
         ],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
     return Litestar(
-        route_handlers=[api_v1, changes_socket, health],
+        route_handlers=[api_v1, changes_socket, health, stripe_webhook],
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -172,6 +172,11 @@ def test_stripe_payment_with_webhooks_in_any_order_applied_once(
         assert payment["clientSecret"] == intent["client_secret"]
         assert api.post(f"/checkout/{order['id']}/confirm").json()["status"] == "authorized"
         amount = order["total"]["amount"]
+        captured = api.post(f"/payments/{payment['id']}/capture")
+        assert captured.status_code == 200, captured.text
+        assert captured.json()["captured"]["amount"] == amount
+        intent = stripe.intents[payment["providerReference"]]
+        assert intent["amount_received"] == amount
         succeeded = {
             "id": "evt_succeeded",
             "type": "payment_intent.succeeded",

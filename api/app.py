@@ -31,6 +31,7 @@ from api.routes.inventory import InventoryController
 from api.routes.locations import LocationController
 from api.routes.orders import OrderController
 from api.routes.payments import CheckoutController, PaymentController, stripe_webhook
+from api.routes.returns import ReturnController
 from api.routes.settings import SettingsController
 from api.routes.users import UserController
 from api.security import LimitedRequest, add_security_headers, cors_config, refuse_nul_in_url
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuditController,
             CheckoutController,
             PaymentController,
+            ReturnController,
             UserController,
             ApiKeyController,
         ],

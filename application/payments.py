@@ -41,12 +41,12 @@ def _payments(unit: UnitOfWork, order: Order) -> list[Payment]:
 
 
 def outstanding(unit: UnitOfWork, order: Order) -> Money:
-    """What the order still needs: its total less what active payments cover."""
+    """What the order still needs: its total less credit and what active payments cover."""
     covered = 0
     for payment in _payments(unit, order):
         if payment.active:
             covered += payment.net.amount if payment.captured.amount else payment.amount.amount
-    return Money(max(order.total.amount - covered, 0), order.currency)
+    return Money(max(order.total.amount - order.credit.amount - covered, 0), order.currency)
 
 
 def _gateway(provider: str, stripe: StripeGateway | None) -> StripeGateway:

@@ -22,6 +22,7 @@ from application.settings import Settings, SettingsError
 from domain.errors import Conflict, NotFound
 from domain.orders import OrderLine, ShipmentItem
 from domain.payments import Refund
+from domain.returns import ReceivedItem, ReturnItem
 from domain.values import Money
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class PmsApplication(Application[UUID]):
         transcoder.register(DataclassAsDict(OrderLine, "order_line"))
         transcoder.register(DataclassAsDict(ShipmentItem, "shipment_item"))
         transcoder.register(DataclassAsDict(Refund, "refund"))
+        transcoder.register(DataclassAsDict(ReturnItem, "return_item"))
+        transcoder.register(DataclassAsDict(ReceivedItem, "received_item"))
 
 
 def application_env(settings: Settings) -> dict[str, str]:

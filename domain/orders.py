@@ -115,6 +115,8 @@ class Order(Aggregate):
         self.shipped: dict[UUID, int] = {}
         self.shipment_count = 0
         self.payment_ids: list[UUID] = []
+        self.returned: dict[UUID, int] = {}  # units under a return (not rejected/cancelled)
+        self.credit = Money(0, currency)
 
     @classmethod
     def place(
@@ -219,6 +221,35 @@ class Order(Aggregate):
         def apply(self, order: Order) -> None:
             order.status = "cancelled"
 
+    class ReturnOpened(Aggregate.Event):
+        return_id: UUID
+        items: list[ShipmentItem]
+
+        def apply(self, order: Order) -> None:
+            for item in self.items:
+                order.returned[item.product_id] = (
+                    order.returned.get(item.product_id, 0) + item.quantity
+                )
+
+    class ReturnReleased(Aggregate.Event):
+        return_id: UUID
+        items: list[ShipmentItem]
+
+        def apply(self, order: Order) -> None:
+            for item in self.items:
+                left = order.returned.get(item.product_id, 0) - item.quantity
+                if left > 0:
+                    order.returned[item.product_id] = left
+                else:
+                    order.returned.pop(item.product_id, None)
+
+    class CreditApplied(Aggregate.Event):
+        amount: Money
+        reason: str
+
+        def apply(self, order: Order) -> None:
+            order.credit = order.credit + self.amount
+
     class PaymentStarted(Aggregate.Event):
         payment_id: UUID
 
@@ -286,6 +317,55 @@ class Order(Aggregate):
         if self.shipped:
             raise IllegalTransition("an order with shipped items cannot be cancelled")
         self.trigger_event(self.Cancelled, reason=reason.strip() or "cancelled")
+
+    def returnable(self) -> dict[UUID, int]:
+        """Units shipped and not already under a return, per product."""
+        left = {p: q - self.returned.get(p, 0) for p, q in self.shipped.items()}
+        return {product: quantity for product, quantity in left.items() if quantity > 0}
+
+    def open_return(self, return_id: UUID, items: dict[UUID, int]) -> None:
+        """Accept units for a return: never more than shipped minus already returned."""
+        returnable = self.returnable()
+        for product_id, quantity in items.items():
+            positive_quantity(quantity, "items.quantity")
+            if quantity > returnable.get(product_id, 0):
+                raise InvalidValue(
+                    "items.quantity",
+                    f"only {returnable.get(product_id, 0)} units of {product_id} can be returned",
+                )
+        self.trigger_event(
+            self.ReturnOpened,
+            return_id=return_id,
+            items=[ShipmentItem(product_id=p, quantity=q) for p, q in items.items()],
+        )
+
+    def release_return(self, return_id: UUID, items: dict[UUID, int]) -> None:
+        """A rejected or cancelled return gives its units back to what can be returned."""
+        self.trigger_event(
+            self.ReturnReleased,
+            return_id=return_id,
+            items=[ShipmentItem(product_id=p, quantity=q) for p, q in items.items()],
+        )
+
+    def unit_price_of(self, product_id: UUID) -> Money:
+        """What the customer paid per unit of a product on this order."""
+        for line in self.lines:
+            if line.product_id == product_id:
+                return line.unit_price
+        raise InvalidValue("productId", f"product {product_id} is not on the order")
+
+    def value_of(self, items: dict[UUID, int]) -> Money:
+        """What units of this order cost the customer, tax included."""
+        net = Money(0, self.currency)
+        for product_id, quantity in items.items():
+            net = net + self.unit_price_of(product_id).times(quantity)
+        return net + tax_on(net, self.tax_rate_basis_points)
+
+    def apply_credit(self, amount: Money, reason: str) -> None:
+        """Lower what the customer owes (e.g. returned goods counted towards an exchange)."""
+        if amount.currency != self.currency or amount.amount <= 0:
+            raise InvalidValue("amount", f"a positive amount in {self.currency}")
+        self.trigger_event(self.CreditApplied, amount=amount, reason=reason)
 
     def start_payment(self, payment_id: UUID) -> None:
         """Attach a new payment (not to a cancelled order)."""

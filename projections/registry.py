@@ -10,6 +10,7 @@ from projections.locations import LocationsProjection
 from projections.order_timeline import OrderTimelineProjection
 from projections.orders import OrdersProjection
 from projections.payments import PaymentsProjection
+from projections.returns import ReturnsProjection
 from projections.stock_ledger import StockLedgerProjection
 from projections.stock_levels import StockLevelsProjection
 from projections.users import ApiKeysProjection, UsersProjection
@@ -32,6 +33,7 @@ def projection_groups() -> tuple[ProjectionGroup, ...]:
                 UsersProjection(),
                 ApiKeysProjection(),
                 PaymentsProjection(),
+                ReturnsProjection(),
             ),
         ),
     )

@@ -2,7 +2,8 @@
 
 - a payment captured or refunded → the order's payment status follows (and a pending order
   that is now paid is confirmed);
-- an order cancelled after money was captured → that money is refunded.
+- an order cancelled after money was captured → that money is refunded;
+- units of a return resolved by refund arrive → their value is refunded.
 Each reaction is idempotent (the refund id names the order and payment), so running one twice
 after a crash changes nothing; the position is saved after the reaction.
 """
@@ -20,12 +21,14 @@ from eventsourcing.utils import get_topic
 
 from application.context import CommandContext
 from application.payments import refund_cancelled_order, settle_order_payment_status
+from application.returns import refund_return
 from application.settings import Settings
 from application.store import EventStore, UnitOfWork
 from application.stripe import ProviderError, StripeGateway
 from domain.errors import DomainError
 from domain.orders import Order
 from domain.payments import Payment
+from domain.returns import Return
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ TOPICS = [
     get_topic(Payment.Captured),
     get_topic(Payment.Refunded),
     get_topic(Order.Cancelled),
+    get_topic(Return.ItemsReceived),
 ]
 IDLE_SECONDS = 0.05
 
@@ -56,6 +60,10 @@ def react(store: EventStore, event: Any, position: int, stripe: StripeGateway | 
         settle_order_payment_status(store, context, payment.order_id)
     elif isinstance(event, Order.Cancelled):
         refund_cancelled_order(store, context, UUID(str(event.originator_id)), stripe)
+    elif isinstance(event, Return.ItemsReceived):
+        rma = UnitOfWork(store.app).get(Return, event.originator_id)
+        if rma.resolution == "refund":  # a manual refund first leaves nothing due: skipped
+            refund_return(store, context, rma.id, stripe)
 
 
 def _load_position(database_url: str) -> int:

@@ -1,0 +1,205 @@
+"""Returns (RMA): requested, approved or rejected, received (partly), refunded or exchanged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import IllegalTransition, InvalidValue
+from domain.values import positive_quantity, required_text
+
+Condition = Literal["sellable", "damaged"]
+Resolution = Literal["refund", "exchange"]
+ReturnStatus = Literal[
+    "requested",
+    "approved",
+    "rejected",
+    "partially_received",
+    "received",
+    "refunded",
+    "exchanged",
+    "closed",
+    "cancelled",
+]
+
+
+@dataclass(frozen=True)
+class ReturnItem:
+    """Units of one product coming back, why, and in what state."""
+
+    product_id: UUID
+    quantity: int
+    reason: str
+    condition: str
+
+
+@dataclass(frozen=True)
+class ReceivedItem:
+    """Units of one product that arrived back."""
+
+    product_id: UUID
+    quantity: int
+
+
+class Return(Aggregate):
+    """A return merchandise authorization for lines of one order."""
+
+    class Requested(Aggregate.Created):
+        order_id: UUID
+        items: list[ReturnItem]
+        resolution: str
+        location_id: UUID
+
+    @event(Requested)
+    def __init__(
+        self, order_id: UUID, items: list[ReturnItem], resolution: str, location_id: UUID
+    ) -> None:
+        self.order_id = order_id
+        self.items = list(items)
+        self.resolution = resolution
+        self.location_id = location_id
+        self.status: ReturnStatus = "requested"
+        self.received: dict[UUID, int] = {}
+        self.refunded_amount = 0
+        self.replacement_order_id: UUID | None = None
+
+    @classmethod
+    def request(
+        cls,
+        *,
+        return_id: UUID,
+        order_id: UUID,
+        items: list[ReturnItem],
+        resolution: Resolution,
+        location_id: UUID,
+    ) -> Return:
+        """A new RMA; the order must already have accepted the quantities."""
+        if not items:
+            raise InvalidValue("items", "a return needs at least one item")
+        if len({item.product_id for item in items}) != len(items):
+            raise InvalidValue("items", "each product may appear once")
+        for item in items:
+            positive_quantity(item.quantity, "items.quantity")
+            required_text(item.reason, "items.reason")
+            if item.condition not in ("sellable", "damaged"):
+                raise InvalidValue("items.condition", "must be sellable or damaged")
+        return cls._create(
+            cls.Requested,
+            id=return_id,
+            order_id=order_id,
+            items=items,
+            resolution=resolution,
+            location_id=location_id,
+        )
+
+    def outstanding(self) -> dict[UUID, int]:
+        """Units still expected back, per product."""
+        left = {i.product_id: i.quantity - self.received.get(i.product_id, 0) for i in self.items}
+        return {product: quantity for product, quantity in left.items() if quantity > 0}
+
+    def condition_of(self, product_id: UUID) -> str:
+        """Whether the returned units of a product go back on the shelf."""
+        return next(i.condition for i in self.items if i.product_id == product_id)
+
+    class Approved(Aggregate.Event):
+        def apply(self, rma: Return) -> None:
+            rma.status = "approved"
+
+    class Rejected(Aggregate.Event):
+        reason: str
+
+        def apply(self, rma: Return) -> None:
+            rma.status = "rejected"
+
+    class Cancelled(Aggregate.Event):
+        def apply(self, rma: Return) -> None:
+            rma.status = "cancelled"
+
+    class ItemsReceived(Aggregate.Event):
+        items: list[ReceivedItem]
+
+        def apply(self, rma: Return) -> None:
+            for item in self.items:
+                rma.received[item.product_id] = rma.received.get(item.product_id, 0) + item.quantity
+            rma.status = "partially_received" if rma.outstanding() else "received"
+
+    class Refunded(Aggregate.Event):
+        amount: int
+
+        def apply(self, rma: Return) -> None:
+            rma.refunded_amount += self.amount
+            rma.status = "refunded"
+
+    class Exchanged(Aggregate.Event):
+        replacement_order_id: UUID
+        difference: int
+
+        def apply(self, rma: Return) -> None:
+            rma.replacement_order_id = self.replacement_order_id
+            rma.status = "exchanged"
+
+    class Closed(Aggregate.Event):
+        def apply(self, rma: Return) -> None:
+            rma.status = "closed"
+
+    def approve(self) -> None:
+        """requested → approved."""
+        self._require("approve", "requested")
+        self.trigger_event(self.Approved)
+
+    def reject(self, reason: str) -> None:
+        """requested → rejected (the order's returnable quantities come back)."""
+        self._require("reject", "requested")
+        self.trigger_event(self.Rejected, reason=reason.strip() or "rejected")
+
+    def cancel(self) -> None:
+        """Cancel from requested or approved."""
+        self._require("cancel", "requested", "approved")
+        self.trigger_event(self.Cancelled)
+
+    def receive(self, items: dict[UUID, int] | None) -> list[ReceivedItem]:
+        """Record units arriving (all outstanding when `items` is None)."""
+        self._require("receive", "approved", "partially_received")
+        outstanding = self.outstanding()
+        wanted = outstanding if items is None else items
+        if not wanted:
+            raise InvalidValue("items", "nothing to receive")
+        received = []
+        for product_id, quantity in wanted.items():
+            positive_quantity(quantity, "items.quantity")
+            if quantity > outstanding.get(product_id, 0):
+                raise InvalidValue(
+                    "items.quantity",
+                    f"only {outstanding.get(product_id, 0)} units of {product_id} are expected",
+                )
+            received.append(ReceivedItem(product_id=product_id, quantity=quantity))
+        self.trigger_event(self.ItemsReceived, items=received)
+        return received
+
+    def record_refund(self, amount: int) -> None:
+        """Money for the received units went back; closes once everything is back."""
+        if self.resolution != "refund":
+            raise IllegalTransition("this return is resolved by an exchange")
+        self._require("refund", "received", "partially_received", "refunded")
+        if amount <= 0:
+            raise InvalidValue("amount", "nothing to refund")
+        self.trigger_event(self.Refunded, amount=amount)
+        if not self.outstanding():
+            self.trigger_event(self.Closed)
+
+    def record_exchange(self, replacement_order_id: UUID, difference: int) -> None:
+        """A replacement order was placed; closes the return."""
+        if self.resolution != "exchange":
+            raise IllegalTransition("this return is resolved by a refund")
+        self._require("exchange", "received")
+        self.trigger_event(
+            self.Exchanged, replacement_order_id=replacement_order_id, difference=difference
+        )
+        self.trigger_event(self.Closed)
+
+    def _require(self, action: str, *statuses: ReturnStatus) -> None:
+        if self.status not in statuses:
+            raise IllegalTransition(f"cannot {action} a return that is {self.status}")

@@ -1,0 +1,188 @@
+"""The whole money path over HTTP: place, pay, capture, ship, return, receive, refund."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from application.store import EventStore
+from domain.inventory import StockItem
+from domain.orders import Order
+from domain.payments import Payment
+
+
+def _eventually(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_place_pay_ship_return_receive_refund_all_agree_with_the_store(
+    api_url: str, admin_headers: dict[str, str], store: EventStore, workers: None
+) -> None:
+    with httpx.Client(base_url=f"{api_url}/api/v1", headers=admin_headers, timeout=30) as api:
+
+        def ok(answer: httpx.Response) -> dict[str, Any]:
+            assert answer.status_code in (200, 201), answer.text
+            body: dict[str, Any] = answer.json()
+            return body
+
+        shirt = ok(
+            api.post(
+                "/products",
+                json={
+                    "sku": f"R-{secrets.token_hex(4)}",
+                    "name": "Shirt",
+                    "price": {"amount": 2000, "currency": "EUR"},
+                    "cost": {"amount": 800, "currency": "EUR"},
+                },
+            )
+        )["id"]
+        mug = ok(
+            api.post(
+                "/products",
+                json={
+                    "sku": f"R-{secrets.token_hex(4)}",
+                    "name": "Mug",
+                    "price": {"amount": 500, "currency": "EUR"},
+                },
+            )
+        )["id"]
+        where = ok(api.post("/locations", json={"code": f"R{secrets.token_hex(3)}", "name": "R"}))[
+            "id"
+        ]
+        who = ok(
+            api.post(
+                "/customers", json={"email": f"r{secrets.token_hex(4)}@example.com", "name": "R"}
+            )
+        )["id"]
+        for product in (shirt, mug):
+            ok(
+                api.post(
+                    "/inventory/receipts",
+                    json={"productId": product, "locationId": where, "quantity": 10},
+                )
+            )
+        order = ok(
+            api.post(
+                "/orders",
+                json={
+                    "customerId": who,
+                    "locationId": where,
+                    "shippingAddress": "1 Main St",
+                    "items": [
+                        {"productId": shirt, "quantity": 3},
+                        {"productId": mug, "quantity": 2},
+                    ],
+                },
+            )
+        )
+        payment = ok(api.post(f"/checkout/{order['id']}", json={"method": "card"}))
+        ok(api.post(f"/checkout/{order['id']}/confirm"))
+        ok(api.post(f"/payments/{payment['id']}/capture"))
+        _eventually(
+            lambda: store.app.repository.get(UUID(order["id"])).status == "confirmed",
+            "a paid order is confirmed by the process manager",
+        )
+        ok(api.patch(f"/orders/{order['id']}/status", json={"status": "processing"}))
+        ok(
+            api.post(
+                f"/orders/{order['id']}/shipments", json={"carrier": "DHL", "trackingNumber": "T-1"}
+            )
+        )
+        too_many = api.post(
+            "/returns",
+            json={
+                "orderId": order["id"],
+                "locationId": where,
+                "resolution": "refund",
+                "items": [
+                    {"productId": shirt, "quantity": 4, "reason": "size", "condition": "sellable"}
+                ],
+            },
+        )
+        assert too_many.status_code == 422, too_many.text
+        rma = ok(
+            api.post(
+                "/returns",
+                json={
+                    "orderId": order["id"],
+                    "locationId": where,
+                    "resolution": "refund",
+                    "items": [
+                        {
+                            "productId": shirt,
+                            "quantity": 2,
+                            "reason": "size",
+                            "condition": "sellable",
+                        },
+                        {
+                            "productId": mug,
+                            "quantity": 1,
+                            "reason": "broken",
+                            "condition": "damaged",
+                        },
+                    ],
+                },
+            )
+        )
+        second = api.post(
+            "/returns",
+            json={
+                "orderId": order["id"],
+                "locationId": where,
+                "resolution": "refund",
+                "items": [
+                    {"productId": shirt, "quantity": 2, "reason": "again", "condition": "sellable"}
+                ],
+            },
+        )
+        assert second.status_code == 422  # only one shirt is left to return
+        ok(api.post(f"/returns/{rma['id']}/approve"))
+        received = ok(
+            api.post(
+                f"/returns/{rma['id']}/receive",
+                json={"items": [{"productId": shirt, "quantity": 2}]},
+            )
+        )
+        assert received["status"] == "partially_received"
+        received = ok(api.post(f"/returns/{rma['id']}/receive"))
+        assert received["status"] == "received"
+
+        def refunded() -> bool:
+            current = ok(api.get("/returns", params={"orderId": order["id"]}))["items"]
+            return bool(current and current[0]["status"] == "closed")
+
+        _eventually(refunded, "the process manager refunds the received units")
+
+    # Every figure agrees with the event store.
+    value = 2 * 2000 + 1 * 500  # no tax configured
+    paid: Payment = store.app.repository.get(UUID(payment["id"]))
+    assert paid.captured.amount == order["total"]["amount"] == 3 * 2000 + 2 * 500
+    assert paid.refunded.amount == value
+    placed: Order = store.app.repository.get(UUID(order["id"]))
+    assert placed.returned == {UUID(shirt): 2, UUID(mug): 1}
+    shirts: StockItem = store.app.repository.get(StockItem.create_id(UUID(shirt), UUID(where)))
+    mugs: StockItem = store.app.repository.get(StockItem.create_id(UUID(mug), UUID(where)))
+    assert (shirts.on_hand, shirts.reserved) == (10 - 3 + 2, 0)
+    assert (mugs.on_hand, mugs.reserved) == (10 - 2, 0)  # the damaged mug was written off
+
+    def read_models_agree() -> bool:
+        with httpx.Client(base_url=f"{api_url}/api/v1", headers=admin_headers) as api:
+            stock = api.get(f"/inventory/stock/{shirt}").json()
+            payments = api.get("/payments", params={"orderId": order["id"]}).json()["items"]
+            current = api.get(f"/orders/{order['id']}").json()
+        return bool(
+            stock.get("onHand") == shirts.on_hand
+            and payments
+            and payments[0]["refunded"]["amount"] == value
+            and current.get("paymentStatus") == placed.payment_status == "partially_refunded"
+        )
+
+    _eventually(read_models_agree, "stock, payment and order read models match the store")

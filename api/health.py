@@ -12,6 +12,7 @@ from litestar.datastructures import State
 
 from api.dependencies import services
 from api.services import Services
+from projections.positions import group_status
 from projections.registry import projection_groups
 
 MEMORY_LIMIT_MB = 512
@@ -50,27 +51,24 @@ async def _redis(found: Services) -> dict[str, Any] | None:
 
 async def _projections(found: Services) -> dict[str, Any]:
     async with found.pool.connection(timeout=2) as connection:
-        cursor = await connection.execute(
-            "SELECT group_name, position, state, failed_position, error"
-            " FROM read.projection_positions"
-        )
-        rows = {row[0]: row[1:] for row in await cursor.fetchall()}
-        groups: dict[str, Any] = {}
-        for group in projection_groups():
-            position, state, failed_position, error = rows.get(group.name, (0, "new", None, None))
-            cursor = await connection.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM public.pms_events"
-                " WHERE notification_id > %s LIMIT %s) behind",
-                (position, PROJECTION_LAG_LIMIT),
-            )
-            lag = await cursor.fetchone()
-            groups[group.name] = {
-                "position": position,
-                "lag": int(lag[0]) if lag else 0,
-                "state": state,
+        statuses = [await group_status(connection, group) for group in projection_groups()]
+    groups: dict[str, Any] = {}
+    for status in statuses:
+        groups[status.name] = {
+            "position": status.position,
+            "lag": min(status.lag_events, PROJECTION_LAG_LIMIT),
+            "lagSeconds": status.lag_seconds,
+            "state": status.state,
+        }
+        if status.state == "failed":
+            groups[status.name].update(failedPosition=status.failed_position, error=status.error)
+        if status.rebuild is not None:
+            groups[status.name]["rebuild"] = {
+                "state": status.rebuild.state,
+                "running": status.rebuild.running,
+                "done": status.rebuild.done,
+                "total": status.rebuild.total,
             }
-            if state == "failed":
-                groups[group.name].update(failedPosition=failed_position, error=error)
     worst = max((g["lag"] for g in groups.values()), default=0)
     failed = [name for name, g in groups.items() if g["state"] == "failed"]
     if failed:

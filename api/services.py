@@ -14,6 +14,8 @@ from api.auth import TokenIssuer
 from api.ws_hub import Hub
 from application.settings import Settings
 from application.store import EventStore
+from projections.registry import projection_groups
+from projections.schemas import reader_options
 
 
 @dataclass
@@ -38,7 +40,8 @@ class Services:
             settings.database_url,
             min_size=2,
             max_size=settings.db_pool_size,
-            kwargs={"autocommit": True},
+            # Read models are found through search_path (see projections/schemas.py).
+            kwargs={"autocommit": True, **reader_options(projection_groups())},
             open=False,
         )
         await pool.open(wait=True, timeout=15)

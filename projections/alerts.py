@@ -12,7 +12,7 @@ from domain.inventory import StockItem
 from projections.base import Change, EventInfo
 
 DDL = """
-CREATE TABLE IF NOT EXISTS read.low_stock_state (
+CREATE TABLE IF NOT EXISTS low_stock_state (
     product_id uuid PRIMARY KEY,
     low boolean NOT NULL
 );
@@ -36,7 +36,7 @@ class LowStockAlertsProjection:
         """Alert when the product becomes low; forget the alert once it recovers."""
         if isinstance(event, StockItem.Event):
             await cursor.execute(
-                "SELECT product_id FROM read.stock_levels WHERE stock_item_id = %s",
+                "SELECT product_id FROM stock_levels WHERE stock_item_id = %s",
                 (event.originator_id,),
             )
             found = await cursor.fetchone()
@@ -47,10 +47,10 @@ class LowStockAlertsProjection:
             product_id = event.originator_id
         await cursor.execute(
             "SELECT p.sku, p.reorder_level, p.status,"
-            " COALESCE((SELECT sum(on_hand - reserved) FROM read.stock_levels s"
+            " COALESCE((SELECT sum(on_hand - reserved) FROM stock_levels s"
             " WHERE s.product_id = p.id), 0),"
-            " COALESCE((SELECT low FROM read.low_stock_state WHERE product_id = p.id), false)"
-            " FROM read.products p WHERE p.id = %s",
+            " COALESCE((SELECT low FROM low_stock_state WHERE product_id = p.id), false)"
+            " FROM products p WHERE p.id = %s",
             (product_id,),
         )
         row = await cursor.fetchone()
@@ -61,7 +61,7 @@ class LowStockAlertsProjection:
         if is_low == was_low:
             return []
         await cursor.execute(
-            "INSERT INTO read.low_stock_state (product_id, low) VALUES (%s, %s)"
+            "INSERT INTO low_stock_state (product_id, low) VALUES (%s, %s)"
             " ON CONFLICT (product_id) DO UPDATE SET low = EXCLUDED.low",
             (product_id, is_low),
         )

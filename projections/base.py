@@ -10,6 +10,8 @@ from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
 
 SCHEMA = "read"
+"""The schema of the main group's read models: readers and the group's projector find their
+tables through `search_path`, so that a rebuild can build the same tables in another schema."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Projection(Protocol):
     """Folds events into read-model tables; must give the same rows live or rebuilt."""
 
     name: str
-    ddl: str  # CREATE TABLE IF NOT EXISTS ... in schema `read`
+    ddl: str  # CREATE TABLE IF NOT EXISTS <unqualified name>: created in the search_path schema
     tables: tuple[str, ...]
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
@@ -56,7 +58,18 @@ class Projection(Protocol):
 
 @dataclass(frozen=True)
 class ProjectionGroup:
-    """Projections that share one consumer and one tracked position."""
+    """Projections that share one consumer, one tracked position and one schema.
+
+    Every SQL statement of the group's projections and queries names tables without a schema;
+    the connection's `search_path` picks the version: `schema` for the live projector and the
+    API, `<schema>_next` while a rebuild builds the next version. A group owns its schema
+    (the position table lives there too), so a rebuild swaps exactly the group's tables.
+    """
 
     name: str
     projections: tuple[Projection, ...]
+    schema: str = SCHEMA
+
+    def tables(self) -> tuple[str, ...]:
+        """Every read-model table of the group, in projection order."""
+        return tuple(table for projection in self.projections for table in projection.tables)

@@ -11,7 +11,7 @@ from domain.catalogue import Product
 from projections.base import Change, EventInfo
 
 DDL = """
-CREATE TABLE IF NOT EXISTS read.products (
+CREATE TABLE IF NOT EXISTS products (
     id uuid PRIMARY KEY,
     sku text NOT NULL,
     name text NOT NULL,
@@ -29,9 +29,9 @@ CREATE TABLE IF NOT EXISTS read.products (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS products_sku ON read.products (sku);
-CREATE INDEX IF NOT EXISTS products_category ON read.products (category, id);
-CREATE INDEX IF NOT EXISTS products_status ON read.products (status, id);
+CREATE INDEX IF NOT EXISTS products_sku ON products (sku);
+CREATE INDEX IF NOT EXISTS products_category ON products (category, id);
+CREATE INDEX IF NOT EXISTS products_status ON products (status, id);
 """
 
 _UPDATES: dict[type[Any], str] = {
@@ -77,7 +77,7 @@ class ProductsProjection:
         if isinstance(event, Product.Created):
             params["currency"] = event.price.currency
             await cursor.execute(
-                "INSERT INTO read.products (id, sku, name, description, category, price_amount,"
+                "INSERT INTO products (id, sku, name, description, category, price_amount,"
                 " cost_amount, currency, reorder_level, reorder_quantity, supplier_id,"
                 " allow_backorder, status, version, created_at, updated_at) VALUES"
                 " (%(originator_id)s, %(sku)s, %(name)s, %(description)s, %(category)s,"
@@ -89,7 +89,7 @@ class ProductsProjection:
         else:
             sets = _UPDATES[type(event)]
             await cursor.execute(
-                f"UPDATE read.products SET {sets}, version = %(version)s, updated_at = %(at)s"
+                f"UPDATE products SET {sets}, version = %(version)s, updated_at = %(at)s"
                 " WHERE id = %(originator_id)s",
                 params,
             )

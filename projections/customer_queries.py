@@ -62,7 +62,7 @@ _COLUMNS = "id, email, name, phone, address, active, version, created_at, update
 async def get_customer(connection: AsyncConnection[Any], customer_id: UUID) -> CustomerView | None:
     """One customer, or None."""
     async with connection.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(f"SELECT {_COLUMNS} FROM read.customers WHERE id = %s", (customer_id,))
+        await cursor.execute(f"SELECT {_COLUMNS} FROM customers WHERE id = %s", (customer_id,))
         row = await cursor.fetchone()
     return CustomerView(**row) if row else None
 
@@ -88,7 +88,7 @@ async def list_customers(
     # The sort column is selected too, for the cursor (order_count is not a view field).
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
-            f"SELECT {_COLUMNS}, {page.sort_column} AS sort_key FROM read.customers"
+            f"SELECT {_COLUMNS}, {page.sort_column} AS sort_key FROM customers"
             f" WHERE {' AND '.join(clauses)} {page.order_sql()} LIMIT %s",
             params,
         )
@@ -106,7 +106,7 @@ async def customer_history(
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
             f"SELECT {_COLUMNS}, order_count, open_order_count, total_spent, currency,"
-            " last_order_at FROM read.customers WHERE id = %s",
+            " last_order_at FROM customers WHERE id = %s",
             (customer_id,),
         )
         row = await cursor.fetchone()

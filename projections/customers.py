@@ -12,7 +12,7 @@ from domain.orders import Order
 from projections.base import Change, EventInfo
 
 DDL = """
-CREATE TABLE IF NOT EXISTS read.customers (
+CREATE TABLE IF NOT EXISTS customers (
     id uuid PRIMARY KEY,
     email text NOT NULL,
     name text NOT NULL,
@@ -28,9 +28,9 @@ CREATE TABLE IF NOT EXISTS read.customers (
     currency text,
     last_order_at timestamptz
 );
-CREATE INDEX IF NOT EXISTS customers_created_at ON read.customers (created_at, id);
-CREATE INDEX IF NOT EXISTS customers_name ON read.customers (name, id);
-CREATE INDEX IF NOT EXISTS customers_email ON read.customers (email, id);
+CREATE INDEX IF NOT EXISTS customers_created_at ON customers (created_at, id);
+CREATE INDEX IF NOT EXISTS customers_name ON customers (name, id);
+CREATE INDEX IF NOT EXISTS customers_email ON customers (email, id);
 """
 
 _UPDATES: dict[type[Any], str] = {
@@ -40,23 +40,23 @@ _UPDATES: dict[type[Any], str] = {
 }
 _ORDER_EVENTS = (Order.Placed, Order.LinesChanged, Order.Cancelled, Order.Delivered)
 
-# Figures recomputed from the customer's rows in read.orders, which already reflect the event.
+# Figures recomputed from the customer's rows in orders, which already reflect the event.
 _RECOUNT = """
-UPDATE read.customers c SET (order_count, open_order_count, total_spent, last_order_at) = (
+UPDATE customers c SET (order_count, open_order_count, total_spent, last_order_at) = (
     SELECT count(*),
         count(*) FILTER (WHERE o.status NOT IN ('delivered', 'cancelled')),
         COALESCE(sum(o.total) FILTER (
             WHERE o.status <> 'cancelled' AND o.currency = c.currency), 0),
         max(o.placed_at)
-    FROM read.orders o WHERE o.customer_id = c.id)
-WHERE c.id = (SELECT customer_id FROM read.orders WHERE id = %s)
+    FROM orders o WHERE o.customer_id = c.id)
+WHERE c.id = (SELECT customer_id FROM orders WHERE id = %s)
 """
 
 
 class CustomersProjection:
     """One row per customer, with order count, open orders, total spent and last order time.
 
-    The order figures are read from read.orders, so this projection must be in the same group
+    The order figures are read from orders, so this projection must be in the same group
     as OrdersProjection and after it (then it sees the event's effect on the order, in the same
     transaction), and both must be rebuilt together. "Open" means neither delivered nor
     cancelled; total spent is the sum of the totals of orders not cancelled in `currency`, the
@@ -77,7 +77,7 @@ class CustomersProjection:
         """Insert on registration, update details, or recount the customer's orders."""
         if isinstance(event, Customer.Registered):
             await cursor.execute(
-                "INSERT INTO read.customers (id, email, name, phone, address, active, version,"
+                "INSERT INTO customers (id, email, name, phone, address, active, version,"
                 " created_at, updated_at, order_count, open_order_count, total_spent)"
                 " VALUES (%s, %s, %s, %s, %s, true, %s, %s, %s, 0, 0, 0)",
                 (
@@ -98,14 +98,14 @@ class CustomersProjection:
                 "at": info.timestamp,
             }
             await cursor.execute(
-                f"UPDATE read.customers SET {_UPDATES[type(event)]}, version = %(version)s,"
+                f"UPDATE customers SET {_UPDATES[type(event)]}, version = %(version)s,"
                 " updated_at = %(at)s WHERE id = %(originator_id)s",
                 params,
             )
         else:
             if isinstance(event, Order.Placed):
                 await cursor.execute(
-                    "UPDATE read.customers SET currency = COALESCE(currency, %s) WHERE id = %s",
+                    "UPDATE customers SET currency = COALESCE(currency, %s) WHERE id = %s",
                     (event.currency, event.customer_id),
                 )
             await cursor.execute(_RECOUNT, (event.originator_id,))

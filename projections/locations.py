@@ -11,7 +11,7 @@ from domain.locations import Location
 from projections.base import Change, EventInfo
 
 DDL = """
-CREATE TABLE IF NOT EXISTS read.locations (
+CREATE TABLE IF NOT EXISTS locations (
     id uuid PRIMARY KEY,
     code text NOT NULL,
     name text NOT NULL,
@@ -42,7 +42,7 @@ class LocationsProjection:
         version = event.originator_version
         if isinstance(event, Location.Created):
             await cursor.execute(
-                "INSERT INTO read.locations (id, code, name, kind, address, active, version,"
+                "INSERT INTO locations (id, code, name, kind, address, active, version,"
                 " created_at) VALUES (%s, %s, %s, %s, %s, true, %s, %s)",
                 (
                     event.originator_id,
@@ -56,12 +56,12 @@ class LocationsProjection:
             )
         elif isinstance(event, Location.Renamed):
             await cursor.execute(
-                "UPDATE read.locations SET name = %s, address = %s, version = %s WHERE id = %s",
+                "UPDATE locations SET name = %s, address = %s, version = %s WHERE id = %s",
                 (event.name, event.address, version, event.originator_id),
             )
         else:
             await cursor.execute(
-                "UPDATE read.locations SET active = false, version = %s WHERE id = %s",
+                "UPDATE locations SET active = false, version = %s WHERE id = %s",
                 (version, event.originator_id),
             )
         return []

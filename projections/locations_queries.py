@@ -42,7 +42,7 @@ async def list_locations(
         params.append(active)
     async with connection.cursor(row_factory=class_row(LocationView)) as cursor:
         await cursor.execute(
-            f"SELECT {_COLUMNS} FROM read.locations WHERE {' AND '.join(clauses)} ORDER BY code",
+            f"SELECT {_COLUMNS} FROM locations WHERE {' AND '.join(clauses)} ORDER BY code",
             params,
         )
         return await cursor.fetchall()
@@ -51,5 +51,5 @@ async def list_locations(
 async def get_location(connection: AsyncConnection[Any], location_id: UUID) -> LocationView | None:
     """One location, or None."""
     async with connection.cursor(row_factory=class_row(LocationView)) as cursor:
-        await cursor.execute(f"SELECT {_COLUMNS} FROM read.locations WHERE id = %s", (location_id,))
+        await cursor.execute(f"SELECT {_COLUMNS} FROM locations WHERE id = %s", (location_id,))
         return await cursor.fetchone()

@@ -100,7 +100,7 @@ async def _lines(
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
             "SELECT order_id, product_id, sku, name, quantity, shipped, backordered, unit_price,"
-            " line_total FROM read.order_lines WHERE order_id = ANY(%s)"
+            " line_total FROM order_lines WHERE order_id = ANY(%s)"
             " ORDER BY order_id, line_number",
             (list(currencies),),
         )
@@ -140,7 +140,7 @@ async def _views(
 async def get_order(connection: AsyncConnection[Any], order_id: UUID) -> OrderView | None:
     """One order with its lines, or None."""
     async with connection.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(f"SELECT {_COLUMNS} FROM read.orders WHERE id = %s", (order_id,))
+        await cursor.execute(f"SELECT {_COLUMNS} FROM orders WHERE id = %s", (order_id,))
         row = await cursor.fetchone()
     return (await _views(connection, [row]))[0] if row else None
 
@@ -175,7 +175,7 @@ async def list_orders(
     params.append(page.limit)
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
-            f"SELECT {_COLUMNS} FROM read.orders WHERE {' AND '.join(clauses)}"
+            f"SELECT {_COLUMNS} FROM orders WHERE {' AND '.join(clauses)}"
             f" {page.order_sql()} LIMIT %s",
             params,
         )
@@ -193,7 +193,7 @@ async def recent_orders(
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
             "SELECT id, order_number, status, payment_status, fulfilment_status, total, currency,"
-            " placed_at FROM read.orders WHERE customer_id = %s"
+            " placed_at FROM orders WHERE customer_id = %s"
             " ORDER BY placed_at DESC, id DESC LIMIT %s",
             (customer_id, limit),
         )
@@ -216,7 +216,7 @@ async def order_timeline(connection: AsyncConnection[Any], order_id: UUID) -> li
     """An order's events, oldest first, as sentences (empty for an unknown order)."""
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
-            "SELECT position, at, actor, kind, text, data FROM read.order_timeline"
+            "SELECT position, at, actor, kind, text, data FROM order_timeline"
             " WHERE order_id = %s ORDER BY position",
             (order_id,),
         )

@@ -16,7 +16,7 @@ from projections.base import Change, EventInfo
 from projections.orders import order_totals
 
 DDL = """
-CREATE TABLE IF NOT EXISTS read.order_timeline (
+CREATE TABLE IF NOT EXISTS order_timeline (
     order_id uuid NOT NULL,
     position bigint NOT NULL,
     at timestamptz NOT NULL,
@@ -91,7 +91,7 @@ def _lines_entry(
 async def _entry_data(cursor: AsyncCursor[Any], order_id: UUID, *kinds: str) -> dict[str, Any]:
     """Data of the order's latest entry of one of `kinds` ({} if none)."""
     await cursor.execute(
-        "SELECT data FROM read.order_timeline WHERE order_id = %s AND kind = ANY(%s)"
+        "SELECT data FROM order_timeline WHERE order_id = %s AND kind = ANY(%s)"
         " ORDER BY position DESC LIMIT 1",
         (order_id, list(kinds)),
     )
@@ -180,7 +180,7 @@ class OrderTimelineProjection:
         """Append the event's entry to its order's timeline."""
         kind, text, data = await _describe(cursor, event)
         await cursor.execute(
-            "INSERT INTO read.order_timeline (order_id, position, at, actor, kind, text, data)"
+            "INSERT INTO order_timeline (order_id, position, at, actor, kind, text, data)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (
                 event.originator_id,

@@ -14,7 +14,7 @@ from domain.values import Money
 from projections.base import Change, EventInfo
 
 DDL = """
-CREATE TABLE IF NOT EXISTS read.orders (
+CREATE TABLE IF NOT EXISTS orders (
     id uuid PRIMARY KEY,
     order_number text NOT NULL,
     customer_id uuid NOT NULL,
@@ -34,12 +34,12 @@ CREATE TABLE IF NOT EXISTS read.orders (
     placed_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS orders_placed_at ON read.orders (placed_at, id);
-CREATE INDEX IF NOT EXISTS orders_order_number ON read.orders (order_number, id);
-CREATE INDEX IF NOT EXISTS orders_total ON read.orders (total, id);
-CREATE INDEX IF NOT EXISTS orders_status ON read.orders (status, id);
-CREATE INDEX IF NOT EXISTS orders_customer ON read.orders (customer_id, placed_at, id);
-CREATE TABLE IF NOT EXISTS read.order_lines (
+CREATE INDEX IF NOT EXISTS orders_placed_at ON orders (placed_at, id);
+CREATE INDEX IF NOT EXISTS orders_order_number ON orders (order_number, id);
+CREATE INDEX IF NOT EXISTS orders_total ON orders (total, id);
+CREATE INDEX IF NOT EXISTS orders_status ON orders (status, id);
+CREATE INDEX IF NOT EXISTS orders_customer ON orders (customer_id, placed_at, id);
+CREATE TABLE IF NOT EXISTS order_lines (
     order_id uuid NOT NULL,
     product_id uuid NOT NULL,
     line_number integer NOT NULL,
@@ -121,7 +121,7 @@ class OrdersProjection:
         ]
         await cursor.execute(
             sql.SQL(
-                "UPDATE read.orders SET {} WHERE id = %(order_id)s"
+                "UPDATE orders SET {} WHERE id = %(order_id)s"
                 " RETURNING status, payment_status, fulfilment_status"
             ).format(
                 sql.SQL(", ").join(
@@ -167,7 +167,7 @@ async def _insert_lines(
     cursor: AsyncCursor[Any], order_id: UUID, lines: Sequence[OrderLine], shipped: dict[UUID, int]
 ) -> None:
     await cursor.executemany(
-        "INSERT INTO read.order_lines (order_id, product_id, line_number, sku, name, quantity,"
+        "INSERT INTO order_lines (order_id, product_id, line_number, sku, name, quantity,"
         " shipped, unit_price, line_total, backordered)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         [
@@ -196,7 +196,7 @@ async def _insert_order(cursor: AsyncCursor[Any], event: Order.Placed, info: Eve
         "at": info.timestamp,
     }
     await cursor.execute(
-        "INSERT INTO read.orders (id, order_number, customer_id, location_id, status,"
+        "INSERT INTO orders (id, order_number, customer_id, location_id, status,"
         " payment_status, fulfilment_status, currency, subtotal, tax, total,"
         " tax_rate_basis_points, shipping_address, line_count, units, version, placed_at,"
         " updated_at) VALUES (%(originator_id)s, %(order_number)s, %(customer_id)s,"
@@ -212,13 +212,13 @@ async def _replace_lines(
     cursor: AsyncCursor[Any], order_id: UUID, lines: Sequence[OrderLine]
 ) -> dict[str, Any]:
     await cursor.execute(
-        "SELECT currency, tax_rate_basis_points FROM read.orders WHERE id = %s", (order_id,)
+        "SELECT currency, tax_rate_basis_points FROM orders WHERE id = %s", (order_id,)
     )
     order = await cursor.fetchone()
     if order is None:
         return {}
     await cursor.execute(
-        "DELETE FROM read.order_lines WHERE order_id = %s RETURNING product_id, shipped",
+        "DELETE FROM order_lines WHERE order_id = %s RETURNING product_id, shipped",
         (order_id,),
     )
     # Lines change only while pending (nothing shipped); carry shipped units over regardless,
@@ -232,12 +232,11 @@ async def _ship(
     cursor: AsyncCursor[Any], order_id: UUID, items: Sequence[ShipmentItem]
 ) -> dict[str, Any]:
     await cursor.executemany(
-        "UPDATE read.order_lines SET shipped = shipped + %s WHERE order_id = %s"
-        " AND product_id = %s",
+        "UPDATE order_lines SET shipped = shipped + %s WHERE order_id = %s AND product_id = %s",
         [(item.quantity, order_id, item.product_id) for item in items],
     )
     await cursor.execute(
-        "SELECT quantity, shipped FROM read.order_lines WHERE order_id = %s", (order_id,)
+        "SELECT quantity, shipped FROM order_lines WHERE order_id = %s", (order_id,)
     )
     status = fulfilment_status(await cursor.fetchall())
     # As in ShipmentDispatched.apply: the order is shipped once every line is.

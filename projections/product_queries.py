@@ -78,7 +78,7 @@ def _view(row: dict[str, Any]) -> ProductView:
 async def get_product(connection: AsyncConnection[Any], product_id: UUID) -> ProductView | None:
     """One product, or None."""
     async with connection.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(f"SELECT {_COLUMNS} FROM read.products WHERE id = %s", (product_id,))
+        await cursor.execute(f"SELECT {_COLUMNS} FROM products WHERE id = %s", (product_id,))
         row = await cursor.fetchone()
     return _view(row) if row else None
 
@@ -109,11 +109,10 @@ async def list_products(
     if low_stock:
         clauses.append(
             "reorder_level >= (SELECT COALESCE(sum(s.on_hand - s.reserved), 0)"
-            " FROM read.stock_levels s WHERE s.product_id = products.id)"
+            " FROM stock_levels s WHERE s.product_id = products.id)"
         )
     sql = (
-        f"SELECT {_COLUMNS} FROM read.products WHERE {' AND '.join(clauses)}"
-        f" {page.order_sql()} LIMIT %s"
+        f"SELECT {_COLUMNS} FROM products WHERE {' AND '.join(clauses)} {page.order_sql()} LIMIT %s"
     )
     params.append(page.limit)
     async with connection.cursor(row_factory=dict_row) as cursor:

@@ -12,7 +12,7 @@ from projections.base import Change, EventInfo
 from projections.movements import movement_of
 
 DDL = """
-CREATE TABLE IF NOT EXISTS read.stock_moves (
+CREATE TABLE IF NOT EXISTS stock_moves (
     position bigint PRIMARY KEY,
     stock_item_id uuid NOT NULL,
     product_id uuid NOT NULL,
@@ -27,9 +27,9 @@ CREATE TABLE IF NOT EXISTS read.stock_moves (
     actor text NOT NULL,
     at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS stock_moves_product ON read.stock_moves (product_id, position);
-CREATE INDEX IF NOT EXISTS stock_moves_location ON read.stock_moves (location_id, position);
-CREATE INDEX IF NOT EXISTS stock_moves_at ON read.stock_moves (at);
+CREATE INDEX IF NOT EXISTS stock_moves_product ON stock_moves (product_id, position);
+CREATE INDEX IF NOT EXISTS stock_moves_location ON stock_moves (location_id, position);
+CREATE INDEX IF NOT EXISTS stock_moves_at ON stock_moves (at);
 """
 
 
@@ -53,10 +53,10 @@ class StockLedgerProjection:
         assert move is not None
         unit_cost = event.unit_cost if isinstance(event, StockItem.Received) else None
         await cursor.execute(
-            "INSERT INTO read.stock_moves (position, stock_item_id, product_id, location_id,"
+            "INSERT INTO stock_moves (position, stock_item_id, product_id, location_id,"
             " kind, quantity, on_hand_after, unit_cost, currency, reason, document, actor, at)"
             " SELECT %s, stock_item_id, product_id, location_id, %s, %s, on_hand, %s, %s, %s,"
-            " %s, %s, %s FROM read.stock_levels WHERE stock_item_id = %s",
+            " %s, %s, %s FROM stock_levels WHERE stock_item_id = %s",
             (
                 info.position,
                 move.kind,

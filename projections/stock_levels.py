@@ -12,7 +12,7 @@ from projections.base import Change, EventInfo
 from projections.movements import movement_of
 
 DDL = """
-CREATE TABLE IF NOT EXISTS read.stock_levels (
+CREATE TABLE IF NOT EXISTS stock_levels (
     stock_item_id uuid PRIMARY KEY,
     product_id uuid NOT NULL,
     location_id uuid NOT NULL,
@@ -22,9 +22,9 @@ CREATE TABLE IF NOT EXISTS read.stock_levels (
     version integer NOT NULL,
     updated_at timestamptz NOT NULL
 );
-ALTER TABLE read.stock_levels ADD COLUMN IF NOT EXISTS backordered bigint NOT NULL DEFAULT 0;
-CREATE INDEX IF NOT EXISTS stock_levels_product ON read.stock_levels (product_id);
-CREATE INDEX IF NOT EXISTS stock_levels_location ON read.stock_levels (location_id);
+ALTER TABLE stock_levels ADD COLUMN IF NOT EXISTS backordered bigint NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS stock_levels_product ON stock_levels (product_id);
+CREATE INDEX IF NOT EXISTS stock_levels_location ON stock_levels (location_id);
 """
 
 _RETURNING = " RETURNING product_id, location_id, on_hand, reserved"
@@ -47,7 +47,7 @@ class StockLevelsProjection:
         """Open a row or move its counts, then describe the new state."""
         if isinstance(event, StockItem.Opened):
             await cursor.execute(
-                "INSERT INTO read.stock_levels (stock_item_id, product_id, location_id, on_hand,"
+                "INSERT INTO stock_levels (stock_item_id, product_id, location_id, on_hand,"
                 " reserved, backordered, version, updated_at)"
                 " VALUES (%s, %s, %s, 0, 0, 0, %s, %s)" + _RETURNING,
                 (
@@ -63,7 +63,7 @@ class StockLevelsProjection:
             if move is None:
                 return []
             await cursor.execute(
-                "UPDATE read.stock_levels SET on_hand = on_hand + %s, reserved = reserved + %s,"
+                "UPDATE stock_levels SET on_hand = on_hand + %s, reserved = reserved + %s,"
                 " backordered = backordered + %s, version = %s, updated_at = %s"
                 " WHERE stock_item_id = %s" + _RETURNING,
                 (

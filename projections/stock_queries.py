@@ -39,12 +39,12 @@ async def get_product_stock(
     connection: AsyncConnection[Any], product_id: UUID
 ) -> ProductStock | None:
     """Stock of a product (zero everywhere when nothing was received yet), None if unknown."""
-    cursor = await connection.execute("SELECT sku FROM read.products WHERE id = %s", (product_id,))
+    cursor = await connection.execute("SELECT sku FROM products WHERE id = %s", (product_id,))
     product = await cursor.fetchone()
     if product is None:
         return None
     cursor = await connection.execute(
-        "SELECT location_id, on_hand, reserved FROM read.stock_levels WHERE product_id = %s"
+        "SELECT location_id, on_hand, reserved FROM stock_levels WHERE product_id = %s"
         " ORDER BY location_id",
         (product_id,),
     )
@@ -132,7 +132,7 @@ async def list_moves(
         await cursor.execute(
             "SELECT position, product_id, location_id, kind, quantity,"
             " on_hand_after, unit_cost, currency, reason, document, actor, at"
-            f" FROM read.stock_moves WHERE {' AND '.join(clauses)} {page.order_sql()} LIMIT %s",
+            f" FROM stock_moves WHERE {' AND '.join(clauses)} {page.order_sql()} LIMIT %s",
             params,
         )
         rows = await cursor.fetchall()
@@ -180,8 +180,8 @@ async def list_low_stock(connection: AsyncConnection[Any]) -> list[LowStockAlert
     """Active products whose total available units are at or below their reorder level."""
     cursor = await connection.execute(
         "SELECT p.id, p.sku, p.name, COALESCE(sum(s.on_hand - s.reserved), 0) AS available,"
-        " p.reorder_level, p.reorder_quantity FROM read.products p"
-        " LEFT JOIN read.stock_levels s ON s.product_id = p.id"
+        " p.reorder_level, p.reorder_quantity FROM products p"
+        " LEFT JOIN stock_levels s ON s.product_id = p.id"
         " WHERE p.status <> 'archived' AND p.reorder_level > 0"
         " GROUP BY p.id HAVING COALESCE(sum(s.on_hand - s.reserved), 0) <= p.reorder_level"
         " ORDER BY p.sku"

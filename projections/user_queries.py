@@ -65,7 +65,7 @@ _KEY_COLUMNS = "id, name, role, prefix, active, version, created_at, revoked_at"
 async def get_user(connection: AsyncConnection[Any], user_id: UUID) -> UserView | None:
     """One user, or None."""
     async with connection.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(f"SELECT {_USER_COLUMNS} FROM read.users WHERE id = %s", (user_id,))
+        await cursor.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
         row = await cursor.fetchone()
     return UserView(**row) if row else None
 
@@ -94,7 +94,7 @@ async def list_users(
     params.append(page.limit)
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
-            f"SELECT {_USER_COLUMNS}, {page.sort_column} AS sort_key FROM read.users"
+            f"SELECT {_USER_COLUMNS}, {page.sort_column} AS sort_key FROM users"
             f" WHERE {' AND '.join(clauses)} {page.order_sql()} LIMIT %s",
             params,
         )
@@ -117,7 +117,7 @@ async def list_api_keys(
     params.append(page.limit)
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
-            f"SELECT {_KEY_COLUMNS}, {page.sort_column} AS sort_key FROM read.api_keys"
+            f"SELECT {_KEY_COLUMNS}, {page.sort_column} AS sort_key FROM api_keys"
             f" WHERE {' AND '.join(clauses)} {page.order_sql()} LIMIT %s",
             params,
         )

@@ -12,7 +12,7 @@ from domain.identity import User
 from projections.base import Change, EventInfo
 
 USERS_DDL = """
-CREATE TABLE IF NOT EXISTS read.users (
+CREATE TABLE IF NOT EXISTS users (
     id uuid PRIMARY KEY,
     email text NOT NULL,
     name text NOT NULL,
@@ -23,12 +23,12 @@ CREATE TABLE IF NOT EXISTS read.users (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS users_email ON read.users (email, id);
-CREATE INDEX IF NOT EXISTS users_created_at ON read.users (created_at, id);
+CREATE INDEX IF NOT EXISTS users_email ON users (email, id);
+CREATE INDEX IF NOT EXISTS users_created_at ON users (created_at, id);
 """
 
 API_KEYS_DDL = """
-CREATE TABLE IF NOT EXISTS read.api_keys (
+CREATE TABLE IF NOT EXISTS api_keys (
     id uuid PRIMARY KEY,
     name text NOT NULL,
     role text NOT NULL,
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS read.api_keys (
     created_at timestamptz NOT NULL,
     revoked_at timestamptz
 );
-CREATE INDEX IF NOT EXISTS api_keys_created_at ON read.api_keys (created_at, id);
+CREATE INDEX IF NOT EXISTS api_keys_created_at ON api_keys (created_at, id);
 """
 
 # What each later event changes besides the version (a new password changes no column here).
@@ -67,14 +67,14 @@ class UsersProjection:
         row = {"id": event.originator_id, "version": event.originator_version, "at": info.timestamp}
         if isinstance(event, User.Registered):
             await cursor.execute(
-                "INSERT INTO read.users (id, email, name, role, department, active, version,"
+                "INSERT INTO users (id, email, name, role, department, active, version,"
                 " created_at, updated_at) VALUES (%(id)s, %(email)s, %(name)s, %(role)s,"
                 " %(department)s, true, %(version)s, %(at)s, %(at)s)",
                 {**vars(event), **row},
             )
             return []
         await cursor.execute(
-            f"UPDATE read.users SET {_UPDATES[type(event)]}version = %(version)s,"
+            f"UPDATE users SET {_UPDATES[type(event)]}version = %(version)s,"
             " updated_at = %(at)s WHERE id = %(id)s",
             {**vars(event), **row},
         )
@@ -98,7 +98,7 @@ class ApiKeysProjection:
         """Insert when issued, mark revoked."""
         if isinstance(event, ApiKey.Issued):
             await cursor.execute(
-                "INSERT INTO read.api_keys (id, name, role, prefix, active, version,"
+                "INSERT INTO api_keys (id, name, role, prefix, active, version,"
                 " created_at) VALUES (%s, %s, %s, %s, true, %s, %s)",
                 (
                     event.originator_id,
@@ -111,8 +111,7 @@ class ApiKeysProjection:
             )
         else:
             await cursor.execute(
-                "UPDATE read.api_keys SET active = false, revoked_at = %s, version = %s"
-                " WHERE id = %s",
+                "UPDATE api_keys SET active = false, revoked_at = %s, version = %s WHERE id = %s",
                 (info.timestamp, event.originator_version, event.originator_id),
             )
         return []

@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
 from application.audit import SEALS_DDL
 from application.orders import ORDER_NUMBER_SEQUENCE
 from application.recorder import XidOrderedRecorder
 from application.store import EventStore
+from projections.base import ProjectionGroup
 from projections.registry import projection_groups
 from workers import projector, relay
 
 SEQUENCES_DDL = f"CREATE SEQUENCE IF NOT EXISTS public.pms_{ORDER_NUMBER_SEQUENCE}"
 
 
+def group_ddl(group: ProjectionGroup, schema: str) -> str:
+    """The group's position table and read models, created in `schema` (one script)."""
+    name = sql.Identifier(schema).as_string(None)
+    statements = [
+        f"CREATE SCHEMA IF NOT EXISTS {name}",
+        f"SET search_path TO {name}",
+        projector.TRACKING_DDL,
+        *(projection.ddl for projection in group.projections),
+        "RESET search_path",
+    ]
+    return ";\n".join(statement.strip().rstrip(";") for statement in statements)
+
+
 def read_side_ddl() -> list[str]:
     """DDL of the position tables and every projection's tables, in order."""
-    statements = [relay.DDL, projector.DDL, SEQUENCES_DDL, SEALS_DDL]
-    for group in projection_groups():
-        statements.extend(projection.ddl for projection in group.projections)
+    statements = [relay.DDL, projector.OUTBOX_DDL, SEQUENCES_DDL, SEALS_DDL]
+    statements.extend(group_ddl(group, group.schema) for group in projection_groups())
     return statements
 
 

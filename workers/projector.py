@@ -22,15 +22,31 @@ log = logging.getLogger(__name__)
 
 CATCH_UP_PAGE = 1000
 
-DDL = f"""
-CREATE SCHEMA IF NOT EXISTS {SCHEMA};
-CREATE TABLE IF NOT EXISTS {SCHEMA}.projection_positions (
+GROUP_LOCK = 724010
+"""Advisory lock class of a group's batches (with hashtext(group)): a rebuild's switch takes it."""
+
+TRACKING_DDL = """
+CREATE TABLE IF NOT EXISTS projection_positions (
     group_name text PRIMARY KEY,
     position bigint NOT NULL DEFAULT 0,
     event_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS {SCHEMA}.change_outbox (
+ALTER TABLE projection_positions
+    ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'running',
+    ADD COLUMN IF NOT EXISTS failed_position bigint,
+    ADD COLUMN IF NOT EXISTS error text,
+    ADD COLUMN IF NOT EXISTS rebuild_requested_at timestamptz,
+    ADD COLUMN IF NOT EXISTS rebuild_started_at timestamptz,
+    ADD COLUMN IF NOT EXISTS rebuild_total bigint,
+    ADD COLUMN IF NOT EXISTS rebuild_done bigint,
+    ADD COLUMN IF NOT EXISTS fingerprint text;
+"""
+"""The position table, created in each group's schema (so it moves with the group's tables)."""
+
+OUTBOX = "public.pms_change_outbox"
+OUTBOX_DDL = f"""
+CREATE TABLE IF NOT EXISTS {OUTBOX} (
     group_name text NOT NULL,
     position bigint NOT NULL,
     seq integer NOT NULL,
@@ -39,11 +55,15 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.change_outbox (
     data jsonb NOT NULL,
     PRIMARY KEY (group_name, position, seq)
 );
-ALTER TABLE {SCHEMA}.projection_positions
-    ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'running',
-    ADD COLUMN IF NOT EXISTS failed_position bigint,
-    ADD COLUMN IF NOT EXISTS error text;
+DO $$ BEGIN
+    IF to_regclass('{SCHEMA}.change_outbox') IS NOT NULL THEN
+        INSERT INTO {OUTBOX} SELECT * FROM {SCHEMA}.change_outbox ON CONFLICT DO NOTHING;
+        DROP TABLE {SCHEMA}.change_outbox;
+    END IF;
+END $$;
 """
+"""Live changes waiting to be published: outside the groups' schemas, so a rebuild (which
+publishes nothing) neither copies nor loses them. Earlier versions kept it in `read`."""
 
 
 class ProjectionFailed(Exception):
@@ -92,7 +112,7 @@ class GroupProjector:
     async def ensure_tracking(self, connection: AsyncConnection[TupleRow]) -> None:
         """Create the group's position row if missing; a restart retries a failed group."""
         await connection.execute(
-            f"INSERT INTO {SCHEMA}.projection_positions (group_name) VALUES (%s)"
+            "INSERT INTO projection_positions (group_name) VALUES (%s)"
             " ON CONFLICT (group_name) DO UPDATE SET state = 'running', failed_position = NULL,"
             " error = NULL",
             (self.group.name,),
@@ -104,7 +124,7 @@ class GroupProjector:
     ) -> None:
         """Record where and why the group stopped, for status and /health."""
         await connection.execute(
-            f"UPDATE {SCHEMA}.projection_positions SET state = 'failed', failed_position = %s,"
+            "UPDATE projection_positions SET state = 'failed', failed_position = %s,"
             " error = %s, updated_at = now() WHERE group_name = %s",
             (failure.position, failure.error, self.group.name),
         )
@@ -115,9 +135,13 @@ class GroupProjector:
     ) -> BatchResult:
         """Apply a batch of delivered events and commit; return the new position and changes."""
         async with connection.transaction(), connection.cursor() as cursor:
+            # First, before any table name is resolved: a rebuild switches the group's schema
+            # while it holds this lock, so the whole batch sees one version of the tables.
             await cursor.execute(
-                f"SELECT position FROM {SCHEMA}.projection_positions WHERE group_name = %s"
-                " FOR UPDATE",
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
+            )
+            await cursor.execute(
+                "SELECT position FROM projection_positions WHERE group_name = %s FOR UPDATE",
                 (self.group.name,),
             )
             row = await cursor.fetchone()
@@ -135,7 +159,7 @@ class GroupProjector:
                 result.applied += 1
             if result.applied or result.caught_up:
                 await cursor.execute(
-                    f"UPDATE {SCHEMA}.projection_positions SET position = %s, event_at = now(),"
+                    "UPDATE projection_positions SET position = %s, event_at = now(),"
                     " updated_at = now() WHERE group_name = %s",
                     (result.position, self.group.name),
                 )
@@ -143,7 +167,7 @@ class GroupProjector:
                 # Committed with the rows they describe, so a crash before publishing
                 # cannot lose them: the next start publishes what is left here.
                 await cursor.executemany(
-                    f"INSERT INTO {SCHEMA}.change_outbox (group_name, position, seq, topic,"
+                    f"INSERT INTO {OUTBOX} (group_name, position, seq, topic,"
                     " event, data) VALUES (%s, %s, %s, %s, %s, %s)",
                     [
                         (self.group.name, c.position, seq, c.topic, c.event, Jsonb(c.data))
@@ -155,7 +179,7 @@ class GroupProjector:
     async def unpublished_changes(self, connection: AsyncConnection[TupleRow]) -> list[Change]:
         """Changes committed but not yet confirmed as published, oldest first."""
         cursor = await connection.execute(
-            f"SELECT position, topic, event, data FROM {SCHEMA}.change_outbox"
+            f"SELECT position, topic, event, data FROM {OUTBOX}"
             " WHERE group_name = %s ORDER BY position, seq",
             (self.group.name,),
         )
@@ -166,7 +190,7 @@ class GroupProjector:
     async def forget_published(self, connection: AsyncConnection[TupleRow], up_to: int) -> None:
         """Drop outbox rows whose publication JetStream acknowledged."""
         await connection.execute(
-            f"DELETE FROM {SCHEMA}.change_outbox WHERE group_name = %s AND position <= %s",
+            f"DELETE FROM {OUTBOX} WHERE group_name = %s AND position <= %s",
             (self.group.name, up_to),
         )
         await connection.commit()
@@ -188,19 +212,36 @@ class GroupProjector:
     async def _apply(
         self, cursor: AsyncCursor[TupleRow], notification: StoredNotification, result: BatchResult
     ) -> None:
-        try:
-            event = self.mapper.to_domain_event(notification)
-            info = EventInfo(
-                position=notification.id,
-                timestamp=getattr(event, "timestamp"),  # noqa: B009 - not on the protocol
-                metadata=notification.metadata,
-            )
-            for projection in self.group.projections:
-                if projection.handles(event):
-                    changes = await projection.apply(cursor, event, info)
-                    result.changes.extend(replace(c, position=notification.id) for c in changes)
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            raise  # the database, not the event: the process restarts and retries
-        except Exception as error:
-            raise ProjectionFailed(self.group.name, notification.id, error) from error
+        result.changes.extend(
+            await apply_notification(self.group, self.mapper, cursor, notification)
+        )
         result.position = notification.id
+
+
+async def apply_notification(
+    group: ProjectionGroup,
+    mapper: Mapper[UUID],
+    cursor: AsyncCursor[TupleRow],
+    notification: StoredNotification,
+) -> list[Change]:
+    """Decode a stored event and apply it to each projection of `group` that handles it.
+
+    Live batches and rebuilds both apply events through here, so they write the same rows.
+    """
+    changes: list[Change] = []
+    try:
+        event = mapper.to_domain_event(notification)
+        info = EventInfo(
+            position=notification.id,
+            timestamp=getattr(event, "timestamp"),  # noqa: B009 - not on the protocol
+            metadata=notification.metadata,
+        )
+        for projection in group.projections:
+            if projection.handles(event):
+                applied = await projection.apply(cursor, event, info)
+                changes.extend(replace(c, position=notification.id) for c in applied)
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        raise  # the database, not the event: the process restarts and retries
+    except Exception as error:
+        raise ProjectionFailed(group.name, notification.id, error) from error
+    return changes

@@ -13,6 +13,7 @@ import psycopg
 from application.settings import Settings
 from application.store import EventStore
 from projections.registry import projection_groups
+from projections.schemas import search_path_option
 from workers.consumer import run_consumer
 from workers.process_managers import run_process_managers
 from workers.projector import GroupProjector
@@ -52,7 +53,9 @@ async def run_workers(
         for group in projection_groups():
             if groups is not None and group.name not in groups:
                 continue
-            connection = await psycopg.AsyncConnection.connect(settings.database_url)
+            connection = await psycopg.AsyncConnection.connect(
+                settings.database_url, options=search_path_option(group.schema)
+            )
             connections.append(connection)
             projector = GroupProjector(group, store, store.app.mapper)
             tasks.append(

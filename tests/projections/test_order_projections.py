@@ -25,7 +25,7 @@ from domain.customers import Customer
 from domain.errors import DomainError
 from domain.orders import Order, OrderLine, PaymentStatus
 from domain.values import Money
-from projections.base import Change, EventInfo, Projection
+from projections.base import SCHEMA, Change, EventInfo, Projection
 from projections.customer_queries import (
     CUSTOMER_SORTS,
     customer_history,
@@ -44,6 +44,7 @@ from projections.order_queries import (
 from projections.order_timeline import OrderTimelineProjection, format_money
 from projections.orders import OrdersProjection
 from projections.paging import parse_page
+from projections.schemas import search_path_option
 
 A = TypeVar("A", bound=Aggregate)
 Row = dict[str, Any]
@@ -67,7 +68,9 @@ def mapper() -> Mapper[UUID]:
 @pytest.fixture(scope="module")
 async def connection(settings: Settings) -> AsyncIterator[AsyncConnection[Any]]:
     """A connection to the session's database, with this module's read tables created."""
-    async with await AsyncConnection.connect(settings.database_url) as opened:
+    async with await AsyncConnection.connect(
+        settings.database_url, options=search_path_option(SCHEMA)
+    ) as opened:
         for projection in the_projections():
             await opened.execute(projection.ddl)
         await opened.commit()

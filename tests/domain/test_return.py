@@ -1,0 +1,124 @@
+"""Return invariants: never more back than shipped minus returned; legal transitions only."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from strategies import in_memory_application, replay, save_and_reload, state_of
+
+from domain.errors import DomainError
+from domain.orders import Order, OrderLine
+from domain.returns import Return, ReturnItem
+from domain.values import Money
+
+PRODUCTS = [UUID(int=n) for n in (1, 2)]
+
+
+def _shipped_order() -> Order:
+    lines = [OrderLine(p, f"P{i}", "P", 5, Money(100, "EUR")) for i, p in enumerate(PRODUCTS)]
+    order = Order.place(
+        order_id=uuid4(),
+        order_number="ORD-1",
+        customer_id=UUID(int=9),
+        location_id=UUID(int=8),
+        currency="EUR",
+        lines=lines,
+        shipping_address="x",
+        tax_rate_basis_points=0,
+    )
+    order.confirm()
+    order.ship({PRODUCTS[0]: 5, PRODUCTS[1]: 3}, carrier="", tracking_number="")
+    return order
+
+
+class ReturnMachine(RuleBasedStateMachine):
+    """Several returns against one order; refused commands change nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order = _shipped_order()
+        self.returns: list[Return] = []
+
+    def _attempt(self, target: Return | Order, command: object) -> None:
+        before = state_of(target)
+        try:
+            command()  # type: ignore[operator]
+        except DomainError:
+            assert state_of(target) == before
+
+    @rule(
+        product=st.sampled_from(PRODUCTS),
+        quantity=st.integers(-1, 6),
+        resolution=st.sampled_from(["refund", "exchange"]),
+    )
+    def request(self, product: UUID, quantity: int, resolution: str) -> None:
+        before = state_of(self.order)
+        try:
+            rma = Return.request(
+                return_id=uuid4(),
+                order_id=self.order.id,
+                location_id=UUID(int=8),
+                items=[ReturnItem(product, quantity, "reason", "sellable")],
+                resolution=resolution,  # type: ignore[arg-type]
+            )
+            self.order.open_return(rma.id, {product: quantity})
+        except DomainError:
+            assert state_of(self.order) == before
+            return
+        self.returns.append(rma)
+
+    @precondition(lambda self: bool(self.returns))
+    @rule(
+        data=st.data(),
+        action=st.sampled_from(
+            ["approve", "reject", "cancel", "receive", "receive_one", "refund", "exchange"]
+        ),
+    )
+    def act(self, data: st.DataObject, action: str) -> None:
+        rma = self.returns[data.draw(st.integers(0, len(self.returns) - 1))]
+        releases = action in ("reject", "cancel")
+        items = {i.product_id: i.quantity for i in rma.items}
+        commands = {
+            "approve": rma.approve,
+            "reject": lambda: rma.reject("no"),
+            "cancel": rma.cancel,
+            "receive": lambda: rma.receive(None),
+            "receive_one": lambda: rma.receive({rma.items[0].product_id: 1}),
+            "refund": lambda: rma.record_refund(100),
+            "exchange": lambda: rma.record_exchange(uuid4(), 0),
+        }
+        status = rma.status
+        self._attempt(rma, commands[action])
+        if releases and rma.status != status:
+            self.order.release_return(rma.id, items)
+
+    @invariant()
+    def never_more_back_than_shipped(self) -> None:
+        open_returns = [r for r in self.returns if r.status not in ("rejected", "cancelled")]
+        for product in PRODUCTS:
+            under_return = sum(
+                i.quantity for r in open_returns for i in r.items if i.product_id == product
+            )
+            assert self.order.returned.get(product, 0) == under_return
+            assert under_return <= self.order.shipped.get(product, 0)
+        for rma in self.returns:
+            for item in rma.items:
+                assert 0 <= rma.received.get(item.product_id, 0) <= item.quantity
+
+    @invariant()
+    def replay_gives_the_same_state(self) -> None:
+        for rma in self.returns:
+            assert state_of(replay(Return, list(rma.pending_events))) == state_of(rma)
+
+    def teardown(self) -> None:
+        app = in_memory_application()
+        assert state_of(save_and_reload(app, self.order)) == state_of(self.order)
+        for rma in self.returns:
+            assert state_of(save_and_reload(app, rma)) == state_of(rma)
+
+
+TestReturnMachine = ReturnMachine.TestCase
+TestReturnMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -88,3 +88,40 @@ async def list_payments(
             params,
         )
         return [_view(row) for row in await cursor.fetchall()]
+
+
+class ReconciliationRow(msgspec.Struct, rename="camel", frozen=True):
+    """Money moved on one day through one provider."""
+
+    day: date
+    provider: str
+    currency: str
+    captured: int
+    refunded: int
+    net: int
+
+
+async def reconciliation(
+    connection: AsyncConnection[Any], *, start: date, end: date, timezone: str
+) -> list[ReconciliationRow]:
+    """Captured, refunded and net per day (in `timezone`) and provider, over [start, end]."""
+    cursor = await connection.execute(
+        "SELECT (at AT TIME ZONE %s)::date AS day, provider, currency,"
+        " sum(amount) FILTER (WHERE kind = 'captured') AS captured,"
+        " sum(amount) FILTER (WHERE kind = 'refunded') AS refunded"
+        " FROM read.payment_movements"
+        " WHERE (at AT TIME ZONE %s)::date BETWEEN %s AND %s"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        (timezone, timezone, start, end),
+    )
+    return [
+        ReconciliationRow(
+            day=day,
+            provider=provider,
+            currency=currency,
+            captured=int(captured or 0),
+            refunded=int(refunded or 0),
+            net=int(captured or 0) - int(refunded or 0),
+        )
+        for day, provider, currency, captured, refunded in await cursor.fetchall()
+    ]

@@ -83,3 +83,46 @@ async def list_returns(
             params,
         )
         return [_view(row) for row in await cursor.fetchall()]
+
+
+class ReturnRate(msgspec.Struct, rename="camel", frozen=True):
+    """How often a product comes back, and why."""
+
+    product_id: UUID
+    sku: str
+    shipped: int
+    returned: int
+    rate: float
+    reasons: dict[str, int]
+
+
+async def returns_report(connection: AsyncConnection[Any]) -> list[ReturnRate]:
+    """Per product: units shipped, units under returns (not rejected/cancelled), reasons."""
+    cursor = await connection.execute(
+        "WITH returned AS ("
+        " SELECT (i->>'productId')::uuid AS product_id, i->>'reason' AS reason,"
+        " sum((i->>'quantity')::int) AS quantity"
+        " FROM read.returns r, jsonb_array_elements(r.items) i"
+        " WHERE r.status NOT IN ('rejected', 'cancelled') GROUP BY 1, 2),"
+        " shipped AS (SELECT product_id, max(sku) AS sku, sum(shipped) AS shipped"
+        " FROM read.order_lines GROUP BY product_id)"
+        " SELECT s.product_id, s.sku, s.shipped, sum(r.quantity),"
+        " jsonb_object_agg(r.reason, r.quantity)"
+        " FROM returned r JOIN shipped s ON s.product_id = r.product_id"
+        " GROUP BY s.product_id, s.sku, s.shipped ORDER BY sum(r.quantity) DESC, s.sku"
+    )
+    rows = await cursor.fetchall()
+    report = []
+    for product_id, sku, shipped, returned, reasons in rows:
+        counts = {reason: int(quantity) for reason, quantity in reasons.items()}
+        report.append(
+            ReturnRate(
+                product_id=product_id,
+                sku=sku,
+                shipped=int(shipped),
+                returned=int(returned),
+                rate=round(int(returned) / int(shipped), 4) if shipped else 0.0,
+                reasons=counts,
+            )
+        )
+    return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from api.auth import requires
 from api.dependencies import services
 from api.responses import created, done
 from api.views import payment_view
+from application.company import read_settings
 from application.context import CommandContext
 from application.payments import (
     CapturePayment,
@@ -32,7 +34,7 @@ from application.payments import (
 from application.permissions import Permission
 from application.store import EventStore
 from application.stripe import StripeGateway, verify_signature
-from projections.payment_queries import PaymentView, list_payments
+from projections.payment_queries import PaymentView, list_payments, reconciliation
 
 
 async def provide_stripe(state: State) -> StripeGateway | None:
@@ -105,6 +107,21 @@ class PaymentController(Controller):
         """Payments, newest first."""
         items = await list_payments(reader, order_id=order_id, status=status, limit=limit)
         return {"items": items, "nextCursor": None}
+
+    @get("/reconciliation", guards=[requires(Permission.REPORTS_READ)])
+    async def reconciliation(
+        self,
+        reader: AsyncConnection[Any],
+        store: EventStore,
+        start: Annotated[date, Parameter(query="startDate")],
+        end: Annotated[date, Parameter(query="endDate")],
+    ) -> dict[str, Any]:
+        """Captured, refunded and net per day (company time zone) and provider."""
+        if end < start:
+            raise ValidationException("endDate is before startDate")
+        timezone = (await asyncio.to_thread(read_settings, store)).timezone
+        rows = await reconciliation(reader, start=start, end=end, timezone=timezone)
+        return {"items": rows, "timezone": timezone}
 
     @post(
         "/{payment_id:uuid}/capture",

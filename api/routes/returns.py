@@ -30,7 +30,13 @@ from application.returns import (
 from application.store import EventStore
 from application.stripe import StripeGateway
 from domain.returns import Return
-from projections.return_queries import ReturnItemView, ReturnView, list_returns
+from projections.return_queries import (
+    ReturnItemView,
+    ReturnRate,
+    ReturnView,
+    list_returns,
+    returns_report,
+)
 
 
 class RejectReturn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -92,6 +98,11 @@ class ReturnController(Controller):
         """Returns, newest first."""
         items = await list_returns(reader, order_id=order_id, status=status, limit=limit)
         return {"items": items, "nextCursor": None}
+
+    @get("/report", guards=[requires(Permission.REPORTS_READ)])
+    async def report(self, reader: AsyncConnection[Any]) -> dict[str, list[ReturnRate]]:
+        """Per product: units shipped, units returned, the rate, and the reasons given."""
+        return {"items": await returns_report(reader)}
 
     @post(
         "/{return_id:uuid}/approve",

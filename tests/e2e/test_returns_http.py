@@ -186,3 +186,38 @@ def test_place_pay_ship_return_receive_refund_all_agree_with_the_store(
         )
 
     _eventually(read_models_agree, "stock, payment and order read models match the store")
+
+
+def test_payment_reconciliation_and_returns_report_match_a_fold_of_the_store(
+    api_url: str, admin_headers: dict[str, str], store: EventStore, workers: None
+) -> None:
+    test_place_pay_ship_return_receive_refund_all_agree_with_the_store(
+        api_url, admin_headers, store, workers
+    )
+    last = store.max_position()
+    expected: dict[tuple[str, str], list[int]] = {}
+    for notification in store.iter_notifications(0):
+        event = store.app.mapper.to_domain_event(notification)
+        if isinstance(event, Payment.Captured | Payment.Refunded):
+            payment: Payment = store.app.repository.get(event.originator_id)
+            key = (event.timestamp.date().isoformat(), payment.provider)
+            figures = expected.setdefault(key, [0, 0])
+            if isinstance(event, Payment.Captured):
+                figures[0] += event.amount.amount
+            else:
+                figures[1] += event.refund.amount.amount
+    days = sorted(day for day, _ in expected)
+    fresh = {**admin_headers, "X-PMS-Min-Position": str(last)}
+    rows = httpx.get(
+        f"{api_url}/api/v1/payments/reconciliation",
+        params={"startDate": days[0], "endDate": days[-1]},
+        headers=fresh,
+    ).json()["items"]
+    assert {(r["day"], r["provider"]): [r["captured"], r["refunded"]] for r in rows} == expected
+    assert all(r["net"] == r["captured"] - r["refunded"] for r in rows)
+    report = httpx.get(f"{api_url}/api/v1/returns/report", headers=fresh).json()["items"]
+    assert report
+    for row in report:
+        assert 0 < row["returned"] <= row["shipped"]
+        assert row["rate"] == round(row["returned"] / row["shipped"], 4)
+        assert sum(row["reasons"].values()) == row["returned"]

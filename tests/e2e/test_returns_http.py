@@ -221,3 +221,101 @@ def test_payment_reconciliation_and_returns_report_match_a_fold_of_the_store(
         assert 0 < row["returned"] <= row["shipped"]
         assert row["rate"] == round(row["returned"] / row["shipped"], 4)
         assert sum(row["reasons"].values()) == row["returned"]
+
+
+def test_an_exchange_places_a_credited_replacement_and_refunds_the_difference(
+    api_url: str, admin_headers: dict[str, str], store: EventStore, workers: None
+) -> None:
+    with httpx.Client(base_url=f"{api_url}/api/v1", headers=admin_headers, timeout=30) as api:
+
+        def ok(answer: httpx.Response) -> dict[str, Any]:
+            assert answer.status_code in (200, 201), answer.text
+            body: dict[str, Any] = answer.json()
+            return body
+
+        def product(price: int) -> str:
+            return str(
+                ok(
+                    api.post(
+                        "/products",
+                        json={
+                            "sku": f"X-{secrets.token_hex(4)}",
+                            "name": "X",
+                            "price": {"amount": price, "currency": "EUR"},
+                        },
+                    )
+                )["id"]
+            )
+
+        shirt, mug = product(2000), product(500)
+        where = ok(api.post("/locations", json={"code": f"X{secrets.token_hex(3)}", "name": "X"}))[
+            "id"
+        ]
+        who = ok(
+            api.post(
+                "/customers", json={"email": f"x{secrets.token_hex(4)}@example.com", "name": "X"}
+            )
+        )["id"]
+        for item in (shirt, mug):
+            ok(
+                api.post(
+                    "/inventory/receipts",
+                    json={"productId": item, "locationId": where, "quantity": 5},
+                )
+            )
+        order = ok(
+            api.post(
+                "/orders",
+                json={
+                    "customerId": who,
+                    "locationId": where,
+                    "shippingAddress": "x",
+                    "items": [{"productId": shirt, "quantity": 1}],
+                },
+            )
+        )
+        payment = ok(api.post(f"/checkout/{order['id']}", json={"method": "card"}))
+        ok(api.post(f"/checkout/{order['id']}/confirm"))
+        ok(api.post(f"/payments/{payment['id']}/capture"))
+        _eventually(
+            lambda: store.app.repository.get(UUID(order["id"])).status == "confirmed",
+            "a paid order is confirmed",
+        )
+        ok(api.post(f"/orders/{order['id']}/shipments", json={"carrier": "", "trackingNumber": ""}))
+        rma = ok(
+            api.post(
+                "/returns",
+                json={
+                    "orderId": order["id"],
+                    "locationId": where,
+                    "resolution": "exchange",
+                    "items": [
+                        {
+                            "productId": shirt,
+                            "quantity": 1,
+                            "reason": "colour",
+                            "condition": "sellable",
+                        }
+                    ],
+                },
+            )
+        )
+        ok(api.post(f"/returns/{rma['id']}/approve"))
+        ok(api.post(f"/returns/{rma['id']}/receive"))
+        exchanged = ok(
+            api.post(
+                f"/returns/{rma['id']}/exchange",
+                json={"items": [{"productId": mug, "quantity": 2}]},
+            )
+        )
+        assert exchanged["status"] == "closed"
+        replacement = exchanged["replacementOrderId"]
+        nothing_due = api.post(f"/checkout/{replacement}", json={"method": "card"})
+        assert nothing_due.status_code == 409  # the returned shirt paid for the mugs
+
+    paid: Payment = store.app.repository.get(UUID(payment["id"]))
+    assert paid.refunded.amount == 2000 - 2 * 500  # the difference went back
+    new_order: Order = store.app.repository.get(UUID(replacement))
+    assert new_order.credit.amount == new_order.total.amount == 1000
+    mugs: StockItem = store.app.repository.get(StockItem.create_id(UUID(mug), UUID(where)))
+    assert mugs.reserved == 2

@@ -83,7 +83,7 @@ async def list_payments(
     params.append(limit)
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
-            f"SELECT * FROM read.payments WHERE {' AND '.join(clauses)}"
+            f"SELECT * FROM payments WHERE {' AND '.join(clauses)}"
             " ORDER BY created_at DESC, id LIMIT %s",
             params,
         )
@@ -109,7 +109,7 @@ async def reconciliation(
         "SELECT (at AT TIME ZONE %s)::date AS day, provider, currency,"
         " sum(amount) FILTER (WHERE kind = 'captured') AS captured,"
         " sum(amount) FILTER (WHERE kind = 'refunded') AS refunded"
-        " FROM read.payment_movements"
+        " FROM payment_movements"
         " WHERE (at AT TIME ZONE %s)::date BETWEEN %s AND %s"
         " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
         (timezone, timezone, start, end),

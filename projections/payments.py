@@ -12,7 +12,7 @@ from domain.payments import Payment
 from projections.base import Change, EventInfo
 
 DDL = """
-CREATE TABLE IF NOT EXISTS read.payments (
+CREATE TABLE IF NOT EXISTS payments (
     id uuid PRIMARY KEY,
     order_id uuid NOT NULL,
     amount bigint NOT NULL,
@@ -30,8 +30,8 @@ CREATE TABLE IF NOT EXISTS read.payments (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS payments_order ON read.payments (order_id);
-CREATE TABLE IF NOT EXISTS read.payment_movements (
+CREATE INDEX IF NOT EXISTS payments_order ON payments (order_id);
+CREATE TABLE IF NOT EXISTS payment_movements (
     position bigint PRIMARY KEY,
     payment_id uuid NOT NULL,
     provider text NOT NULL,
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS read.payment_movements (
     currency text NOT NULL,
     at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS payment_movements_at ON read.payment_movements (at);
+CREATE INDEX IF NOT EXISTS payment_movements_at ON payment_movements (at);
 """
 
 _SETS: dict[type[Any], str] = {
@@ -79,7 +79,7 @@ class PaymentsProjection:
         }
         if isinstance(event, Payment.Created):
             await cursor.execute(
-                "INSERT INTO read.payments (id, order_id, amount, currency, method, provider,"
+                "INSERT INTO payments (id, order_id, amount, currency, method, provider,"
                 " status, version, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s,"
                 " 'pending', %s, %s, %s)",
                 (
@@ -109,7 +109,7 @@ class PaymentsProjection:
         elif "amount" in params:
             params["amount_value"] = params["amount"].amount
         await cursor.execute(
-            f"UPDATE read.payments SET {_SETS[type(event)]}, version = %(version)s,"
+            f"UPDATE payments SET {_SETS[type(event)]}, version = %(version)s,"
             " updated_at = %(at)s WHERE id = %(originator_id)s"
             " RETURNING provider, currency",
             params,
@@ -118,7 +118,7 @@ class PaymentsProjection:
         if row is not None and isinstance(event, Payment.Captured | Payment.Refunded):
             kind = "captured" if isinstance(event, Payment.Captured) else "refunded"
             await cursor.execute(
-                "INSERT INTO read.payment_movements (position, payment_id, provider, kind,"
+                "INSERT INTO payment_movements (position, payment_id, provider, kind,"
                 " amount, currency, at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (
                     info.position,

@@ -78,7 +78,7 @@ async def list_returns(
     params.append(limit)
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
-            f"SELECT * FROM read.returns WHERE {' AND '.join(clauses)}"
+            f"SELECT * FROM returns WHERE {' AND '.join(clauses)}"
             " ORDER BY created_at DESC, id LIMIT %s",
             params,
         )
@@ -102,10 +102,10 @@ async def returns_report(connection: AsyncConnection[Any]) -> list[ReturnRate]:
         "WITH returned AS ("
         " SELECT (i->>'productId')::uuid AS product_id, i->>'reason' AS reason,"
         " sum((i->>'quantity')::int) AS quantity"
-        " FROM read.returns r, jsonb_array_elements(r.items) i"
+        " FROM returns r, jsonb_array_elements(r.items) i"
         " WHERE r.status NOT IN ('rejected', 'cancelled') GROUP BY 1, 2),"
         " shipped AS (SELECT product_id, max(sku) AS sku, sum(shipped) AS shipped"
-        " FROM read.order_lines GROUP BY product_id)"
+        " FROM order_lines GROUP BY product_id)"
         " SELECT s.product_id, s.sku, s.shipped, sum(r.quantity),"
         " jsonb_object_agg(r.reason, r.quantity)"
         " FROM returned r JOIN shipped s ON s.product_id = r.product_id"

@@ -12,7 +12,7 @@ from domain.returns import Return
 from projections.base import Change, EventInfo
 
 DDL = """
-CREATE TABLE IF NOT EXISTS read.returns (
+CREATE TABLE IF NOT EXISTS returns (
     id uuid PRIMARY KEY,
     order_id uuid NOT NULL,
     status text NOT NULL,
@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS read.returns (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS returns_order ON read.returns (order_id);
+CREATE INDEX IF NOT EXISTS returns_order ON returns (order_id);
 """
 
 _STATUS: dict[type[Any], str] = {
@@ -64,7 +64,7 @@ class ReturnsProjection:
                 for i in event.items
             ]
             await cursor.execute(
-                "INSERT INTO read.returns (id, order_id, status, resolution, location_id, items,"
+                "INSERT INTO returns (id, order_id, status, resolution, location_id, items,"
                 " version, created_at, updated_at) VALUES (%s, %s, 'requested', %s, %s, %s, %s,"
                 " %s, %s)",
                 (
@@ -80,7 +80,7 @@ class ReturnsProjection:
             )
         elif isinstance(event, Return.ItemsReceived):
             await cursor.execute(
-                "SELECT items, received FROM read.returns WHERE id = %s", (event.originator_id,)
+                "SELECT items, received FROM returns WHERE id = %s", (event.originator_id,)
             )
             row = await cursor.fetchone()
             if row is None:
@@ -91,25 +91,25 @@ class ReturnsProjection:
                 received[key] = received.get(key, 0) + item.quantity
             complete = all(received.get(i["productId"], 0) >= i["quantity"] for i in items)
             await cursor.execute(
-                "UPDATE read.returns SET received = %s, status = %s, version = %s,"
+                "UPDATE returns SET received = %s, status = %s, version = %s,"
                 " updated_at = %s WHERE id = %s",
                 (json.dumps(received), "received" if complete else "partially_received", *where),
             )
         elif isinstance(event, Return.Refunded):
             await cursor.execute(
-                "UPDATE read.returns SET refunded_amount = refunded_amount + %s,"
+                "UPDATE returns SET refunded_amount = refunded_amount + %s,"
                 " status = 'refunded', version = %s, updated_at = %s WHERE id = %s",
                 (event.amount, *where),
             )
         elif isinstance(event, Return.Exchanged):
             await cursor.execute(
-                "UPDATE read.returns SET replacement_order_id = %s, status = 'exchanged',"
+                "UPDATE returns SET replacement_order_id = %s, status = 'exchanged',"
                 " version = %s, updated_at = %s WHERE id = %s",
                 (event.replacement_order_id, *where),
             )
         elif type(event) in _STATUS:
             await cursor.execute(
-                "UPDATE read.returns SET status = %s, version = %s, updated_at = %s WHERE id = %s",
+                "UPDATE returns SET status = %s, version = %s, updated_at = %s WHERE id = %s",
                 (_STATUS[type(event)], *where),
             )
         return []

@@ -10,7 +10,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import ServiceUnavailableException, ValidationException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import Parameter
 from psycopg import AsyncConnection
 
@@ -187,7 +187,8 @@ async def stripe_webhook(request: Request[Any, Any, Any], store: EventStore) -> 
     """Stripe events, signature-checked, each applied at most once in any arrival order."""
     settings = services(request.app.state).settings
     if not settings.stripe_webhook_secret:
-        raise ServiceUnavailableException("PMS_STRIPE_WEBHOOK_SECRET is not configured")
+        # No secret, no way to trust a caller: the endpoint does not exist here.
+        raise NotFoundException("Stripe webhooks are not enabled (PMS_STRIPE_WEBHOOK_SECRET)")
     body = await request.body()  # the exact bytes Stripe signed
     verify_signature(
         body, request.headers.get("stripe-signature", ""), settings.stripe_webhook_secret

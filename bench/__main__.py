@@ -43,7 +43,7 @@ def _plans(
 ) -> tuple[appends.AppendPlan, HttpPlan, system.LagPlan, catchup.CatchupPlan]:
     if args.quick:
         plans = (
-            appends.AppendPlan(warmup=0.15, window=0.4),
+            appends.AppendPlan(warmup=0.15, window=0.4, latency_rounds=300),
             HttpPlan(warmup=0.3, window=0.8, products_per_config=100),
             system.LagPlan(seconds=1.5),
             catchup.CatchupPlan(events=20_000, cap_seconds=4.0),
@@ -250,6 +250,15 @@ def render(results: Results, append_plan: appends.AppendPlan) -> str:
     rows = appends.summary_rows(results, append_plan)
     if rows:
         out += ["## Event store appends (saves/s)", report.table(appends.APPEND_HEADERS, rows), ""]
+    if "appends.xid.latency" in results.figures:
+        latency = {t: results.median(f"appends.{t}.latency") for t in ("psycopg", "stock", "xid")}
+        out += [
+            "Save latency, 1 writer, 1 event, the three taking turns save by save (µs, p50): "
+            + ", ".join(f"{t} {v:,.0f}" for t, v in latency.items())
+            + f" (xid takes {report.ratio(latency['xid'], latency['psycopg']):.2f}×, stock "
+            f"{report.ratio(latency['stock'], latency['psycopg']):.2f}× the psycopg time)",
+            "",
+        ]
     http_rows = []
     for command in ("place_order", "adjust_stock"):
         for variant in ("xid+workers", "xid", "stock"):

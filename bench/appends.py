@@ -11,7 +11,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,7 +24,7 @@ from psycopg import sql
 
 from application.settings import Settings
 from application.store import application_env
-from bench.report import Results, ratio
+from bench.report import Results, percentile, ratio
 
 TOPIC = "bench.appends:Counted"
 # About the size of one of our stored events (timestamp, a few fields).
@@ -91,9 +91,8 @@ class RecorderTarget:
     def reset(self) -> None:
         """TRUNCATE the events table."""
         with psycopg.connect(self.database_url, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("TRUNCATE {}").format(sql.Identifier(f"bench{self.name}_events"))
-            )
+            table = f"{self.app.name.lower()}_events"
+            connection.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table)))
 
     def close(self) -> None:
         """Release the pool."""
@@ -212,6 +211,25 @@ def measure(
     )
 
 
+def measure_latency(
+    targets: Sequence[Target], *, events: int, rounds: int
+) -> dict[str, list[float]]:
+    """One writer, saves of each target in turn: per-save wall times in µs, per target.
+
+    Taking turns save by save exposes every target to the same moments, so the comparison
+    holds on a busy machine where throughput windows drift.
+    """
+    times: dict[str, list[float]] = {t.name: [] for t in targets}
+    with contextlib.ExitStack() as stack:
+        saves = [(t.name, stack.enter_context(t.session())) for t in targets]
+        for _ in range(rounds):
+            for name, save in saves:
+                started = time.perf_counter()
+                save(events)
+                times[name].append((time.perf_counter() - started) * 1e6)
+    return {name: values[rounds // 10 :] for name, values in times.items()}  # minus warm-up
+
+
 @dataclass(frozen=True)
 class AppendPlan:
     """What to run."""
@@ -221,6 +239,7 @@ class AppendPlan:
     reps: int = 3
     warmup: float = 0.5
     window: float = 2.5
+    latency_rounds: int = 2000  # per run of the interleaved 1-writer latency measurement
 
 
 def key(target: str, events: int, writers: int) -> str:
@@ -269,6 +288,24 @@ def run(settings: Settings, plan: AppendPlan, results: Results) -> None:
                         file=sys.stderr,
                         flush=True,
                     )
+        for rep in range(plan.reps):
+            for target in targets:
+                target.reset()
+            latencies = measure_latency(targets, events=1, rounds=plan.latency_rounds)
+            for name, values in latencies.items():
+                results.add(
+                    f"appends.{name}.latency",
+                    f"{name} save latency, 1 writer, 1 event",
+                    "µs",
+                    percentile(values, 0.5),
+                    p90=round(percentile(values, 0.9)),
+                )
+            print(
+                f"  save latency run {rep + 1} (µs, p50): "
+                + ", ".join(f"{n} {percentile(v, 0.5):,.0f}" for n, v in latencies.items()),
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         for target in targets:
             target.reset()

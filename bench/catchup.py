@@ -39,6 +39,7 @@ from workers.consumer import consumer_name
 from workers.streams import CHANGES_STREAM
 
 POLL_SECONDS = 0.02
+RELAY_POSITION_SQL = "SELECT position FROM public.pms_relay_position WHERE name = 'relay'"
 EVENTS_PER_ITEM = 200
 ITEMS_PER_SAVE = 5
 
@@ -141,7 +142,7 @@ def time_until(
         return applied / (last[0] - first[0]), applied
 
 
-def _reset_read_side(database_url: str) -> None:
+def reset_read_side(database_url: str) -> None:
     """Empty every read-model table and forget every projection position."""
     with psycopg.connect(database_url, autocommit=True) as connection:
         tables = connection.execute(
@@ -156,7 +157,7 @@ def _reset_read_side(database_url: str) -> None:
         connection.execute(f"DELETE FROM {SCHEMA}.projection_positions")
 
 
-async def _forget_consumers(nats_url: str, events_stream: str, groups: list[str]) -> None:
+async def forget_consumers(nats_url: str, events_stream: str, groups: list[str]) -> None:
     client = await nats.connect(nats_url)
     try:
         js = client.jetstream()
@@ -169,7 +170,7 @@ async def _forget_consumers(nats_url: str, events_stream: str, groups: list[str]
         await client.close()
 
 
-def _timed_run(
+def timed_run(
     results: Results,
     key: str,
     label: str,
@@ -209,25 +210,24 @@ def run(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) 
             results.add(
                 "catchup.read", "store read + decode (baseline)", "events/s", read_backlog(store)
             )
-        relay_sql = "SELECT position FROM public.pms_relay_position WHERE name = 'relay'"
         for _ in range(plan.reps):
             uvloop.run(reset_streams(settings.nats_url, settings.stream_name))
             with psycopg.connect(database_url, autocommit=True) as connection:
                 connection.execute("DELETE FROM public.pms_relay_position")
-            _timed_run(
+            timed_run(
                 results,
                 "catchup.relay",
                 "relay catch-up (store → JetStream)",
                 PmsProcess("relay", settings, logs),
-                relay_sql,
+                RELAY_POSITION_SQL,
                 target,
                 plan.cap_seconds,
             )
         groups = [group.name for group in projection_groups()]
         for _ in range(plan.reps):
-            uvloop.run(_forget_consumers(settings.nats_url, settings.stream_name, groups))
-            _reset_read_side(database_url)
-            _timed_run(
+            uvloop.run(forget_consumers(settings.nats_url, settings.stream_name, groups))
+            reset_read_side(database_url)
+            timed_run(
                 results,
                 "catchup.projector",
                 "projector catch-up (JetStream → read model)",

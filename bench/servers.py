@@ -190,6 +190,7 @@ class PmsProcess:
     settings: Settings
     log_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # another source tree (A/B runs); default: this one
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -205,6 +206,7 @@ class PmsProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "workers", self.command],
                 env=env,
+                cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

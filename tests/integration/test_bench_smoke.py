@@ -21,7 +21,7 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
     results = Results(meta={"plans": {"http": {"concurrency": 4}}, "cpu": {}})
     results.meta.update(started="now", commit="test", dirty=False, cpus=2, python="3", seconds=0)
     append_plan = appends.AppendPlan(
-        writers=(1, 2), events_per_save=(1, 3), reps=1, warmup=0.05, window=0.2
+        writers=(1, 2), events_per_save=(1, 3), reps=1, warmup=0.05, window=0.2, latency_rounds=20
     )
     given = ServiceUrls(servers.database_url, "", servers.redis_url)
     with BenchServers(tmp_path / "bench", given) as bench_servers:
@@ -51,6 +51,7 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
         "appends.xid.1ev.2w",
         "appends.stock.3ev.1w",
         "appends.psycopg.1ev.1w",
+        "appends.xid.latency",
         "http.place_order.xid+workers.1api.rps",
         "http.adjust_stock.xid.2api.rps",
         "http.place_order.stock.2api.rps",

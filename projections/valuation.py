@@ -1,0 +1,109 @@
+"""Moving-average cost per product: what stock on hand is worth, and what sold goods cost.
+
+Per product over all locations: `units` on hand and their `value` (minor units). A receipt
+adds its quantity at its unit cost; every other change of on hand (issue, adjustment, count)
+moves units at the current average, value × units ÷ units on hand, rounded half up; so the
+value of the last unit out is exactly what was left and the value never drifts. Transfers
+between locations change neither. `unit_cost` is the average, rounded; it keeps the last
+average while nothing is on hand (stock that reappears without a receipt is valued at it, or
+at the product's catalogue cost before any receipt). A receipt in another currency than the
+stock's (the product's cost currency changed) revalues what is on hand at that receipt's cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import DomainEventProtocol
+from psycopg import AsyncCursor
+
+from domain.inventory import StockItem
+from projections.base import Change, EventInfo
+from projections.movements import movement_of
+
+DDL = """
+CREATE TABLE IF NOT EXISTS product_costs (
+    product_id uuid PRIMARY KEY,
+    currency text NOT NULL,
+    units bigint NOT NULL,
+    value bigint NOT NULL,
+    unit_cost bigint NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+"""
+
+_NEUTRAL = (StockItem.TransferredOut, StockItem.TransferredIn)
+
+
+def rounded_ratio(numerator: int, denominator: int) -> int:
+    """numerator ÷ denominator rounded half up (denominator > 0, numerator ≥ 0)."""
+    quotient, remainder = divmod(numerator, denominator)
+    return quotient + (1 if 2 * remainder >= denominator else 0)
+
+
+def next_cost(
+    units: int, value: int, unit_cost: int, quantity: int, receipt_cost: int | None
+) -> tuple[int, int, int]:
+    """Units, value and average unit cost after `quantity` units move in (+) or out (−).
+
+    `receipt_cost` is the unit cost of a receipt; other movements use the average.
+    """
+    if receipt_cost is not None:
+        units, value = units + quantity, value + quantity * receipt_cost
+    elif quantity < 0 and units > 0:
+        taken = min(-quantity, units)
+        units, value = units + quantity, value - rounded_ratio(value * taken, units)
+    else:
+        units, value = units + quantity, value + quantity * unit_cost
+    if units <= 0:
+        return units, 0, unit_cost  # nothing on hand: the last average stands
+    return units, value, rounded_ratio(value, units)
+
+
+class ProductCostsProjection:
+    """One row per stocked product; runs after StockLevelsProjection (it reads product ids)."""
+
+    name = "product_costs"
+    ddl = DDL
+    tables: tuple[str, ...] = ("product_costs",)
+
+    def handles(self, event: DomainEventProtocol[Any]) -> bool:
+        """Changes of on hand, except transfers."""
+        move = movement_of(event)
+        return move is not None and move.on_hand != 0 and not isinstance(event, _NEUTRAL)
+
+    async def apply(
+        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
+    ) -> list[Change]:
+        """Move the product's units and value."""
+        move = movement_of(event)
+        assert move is not None
+        await cursor.execute(
+            "SELECT s.product_id, c.currency, c.units, c.value, c.unit_cost, p.cost_amount,"
+            " p.currency FROM stock_levels s LEFT JOIN product_costs c"
+            " ON c.product_id = s.product_id LEFT JOIN products p ON p.id = s.product_id"
+            " WHERE s.stock_item_id = %s",
+            (event.originator_id,),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            return []
+        product_id, currency, units, value, unit_cost, catalogue_cost, catalogue_currency = row
+        if currency is None:  # the product's first stock: start from its catalogue cost
+            currency, units, value = catalogue_currency or "EUR", 0, 0
+            unit_cost = catalogue_cost or 0
+        receipt_cost = None
+        if isinstance(event, StockItem.Received):
+            receipt_cost = event.unit_cost.amount
+            if event.unit_cost.currency != currency:
+                currency, value = event.unit_cost.currency, units * receipt_cost
+        units, value, unit_cost = next_cost(units, value, unit_cost, move.on_hand, receipt_cost)
+        await cursor.execute(
+            "INSERT INTO product_costs (product_id, currency, units, value, unit_cost,"
+            " updated_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (product_id) DO UPDATE"
+            " SET currency = EXCLUDED.currency, units = EXCLUDED.units,"
+            " value = EXCLUDED.value, unit_cost = EXCLUDED.unit_cost,"
+            " updated_at = EXCLUDED.updated_at",
+            (product_id, currency, units, value, unit_cost, info.timestamp),
+        )
+        return []

@@ -14,6 +14,7 @@ from litestar.exceptions import ValidationException
 from psycopg import AsyncConnection
 
 from api.auth import Principal, Sessions, TokenIssuer
+from api.cache import AnswerCache
 from api.errors import ProjectionBehind
 from api.ratelimit import LoginThrottle
 from api.services import Services
@@ -51,6 +52,11 @@ def provide_login_throttle(request: Request[Any, Any, Any], state: State) -> Log
     """Back-off after failed sign-ins for this request's client."""
     found = services(state)
     return LoginThrottle(found.redis, found.settings, request)
+
+
+def provide_cache(state: State) -> AnswerCache:
+    """Answers of heavy read-model queries, cached per projection position."""
+    return AnswerCache(services(state).redis)
 
 
 def provide_context(request: Request[Any, Any, Any]) -> CommandContext:
@@ -127,6 +133,7 @@ DEPENDENCIES = {
     "sessions": Provide(provide_sessions, sync_to_thread=False),
     "login_throttle": Provide(provide_login_throttle, sync_to_thread=False),
     "context": Provide(provide_context, sync_to_thread=False),
+    "cache": Provide(provide_cache, sync_to_thread=False),
     "principal": Provide(provide_principal, sync_to_thread=False),
     "if_match": Provide(provide_if_match, sync_to_thread=False),
     "reader": Provide(provide_reader),

@@ -24,6 +24,7 @@ class Permission(StrEnum):
     USERS_ADMIN = "users:admin"
     SETTINGS_ADMIN = "settings:admin"
     AUDIT_READ = "audit:read"
+    PROJECTIONS_ADMIN = "projections:admin"  # status and rebuilds of read models (admin only)
 
 
 _READ = frozenset(

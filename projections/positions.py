@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -209,3 +211,12 @@ async def request_rebuild(connection: AsyncConnection[Any], group: ProjectionGro
         ).format(sql.Identifier(group.schema)),
         (group.name,),
     )
+
+
+@asynccontextmanager
+async def consistent_read(connection: AsyncConnection[Any]) -> AsyncIterator[int]:
+    """A read-only snapshot of every group's tables, and the position they are all at."""
+    async with connection.transaction():
+        await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        groups = tuple(group.name for group in projection_groups())
+        yield await lowest_position(connection, groups)

@@ -22,6 +22,7 @@ from api.health import health
 from api.idempotency import idempotency_middleware
 from api.middleware import request_id_middleware
 from api.ratelimit import rate_limit_middleware
+from api.routes.analytics import AnalyticsController
 from api.routes.api_keys import ApiKeyController
 from api.routes.audit import AuditController
 from api.routes.auth import AuthController
@@ -31,6 +32,8 @@ from api.routes.inventory import InventoryController
 from api.routes.locations import LocationController
 from api.routes.orders import OrderController
 from api.routes.payments import CheckoutController, PaymentController, stripe_webhook
+from api.routes.projections import ProjectionController
+from api.routes.reports import ReportController
 from api.routes.returns import ReturnController
 from api.routes.settings import SettingsController
 from api.routes.users import UserController
@@ -86,6 +89,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReturnController,
             UserController,
             ApiKeyController,
+            AnalyticsController,
+            ReportController,
+            ProjectionController,
         ],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )

@@ -76,6 +76,13 @@ def _run_audit(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+def _run_projections(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.projections_cli import run_rebuild, run_status
+
+    command = run_status if args.projections_command == "status" else run_rebuild
+    return command(settings, args)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Settings, argparse.Namespace], int]]] = {
     "dev": ("start everything on this machine (embedded servers unless URLs are set)", _run_dev),
     "api": ("run the HTTP API", _run_api),
@@ -84,6 +91,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Settings, argparse.Namespace], int]]] =
     "projector": ("run only projector groups (all, or --group NAME)", _run_worker),
     "migrate": ("create or update tables and the first admin", _run_migrate),
     "audit": ("verify the tamper evidence or export the event log as NDJSON", _run_audit),
+    "projections": (
+        "projection groups: status, or rebuild one while it keeps serving",
+        _run_projections,
+    ),
 }
 
 
@@ -102,6 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             export.add_argument("--after", type=int, default=0, help="start after this position")
             export.add_argument("--until", type=int, default=None, help="stop at this position")
             export.add_argument("--output", help="file to write (default: stdout)")
+        if name == "projections":
+            projections = command.add_subparsers(dest="projections_command", required=True)
+            projections.add_parser("status", help="position, lag, state and rebuild progress")
+            rebuild = projections.add_parser("rebuild", help="rebuild a group from the store")
+            rebuild.add_argument("name", help="a projection group, or a projection in it")
+            rebuild.add_argument(
+                "--restart", action="store_true", help="start over instead of resuming"
+            )
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()

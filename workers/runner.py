@@ -17,6 +17,7 @@ from projections.schemas import search_path_option
 from workers.consumer import run_consumer
 from workers.process_managers import run_process_managers
 from workers.projector import GroupProjector
+from workers.rebuild_requests import serve_rebuild_requests
 from workers.relay import Relay
 from workers.sealer import run_sealer
 from workers.streams import ensure_streams
@@ -50,9 +51,8 @@ async def run_workers(
             connection = await psycopg.AsyncConnection.connect(settings.database_url)
             connections.append(connection)
             tasks.append(asyncio.create_task(Relay(store, connection, js).run(stop)))
-        for group in projection_groups():
-            if groups is not None and group.name not in groups:
-                continue
+        chosen = tuple(g for g in projection_groups() if groups is None or g.name in groups)
+        for group in chosen:
             connection = await psycopg.AsyncConnection.connect(
                 settings.database_url, options=search_path_option(group.schema)
             )
@@ -63,6 +63,8 @@ async def run_workers(
                     run_consumer(projector, connection, js, settings.stream_name, stop)
                 )
             )
+        if chosen:
+            tasks.append(asyncio.create_task(serve_rebuild_requests(settings, store, chosen, stop)))
         if relay:
             tasks.append(asyncio.create_task(run_process_managers(settings, store, stop)))
         if relay and settings.audit_key:

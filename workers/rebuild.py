@@ -1,0 +1,296 @@
+"""Rebuild a projection group from the event store while its live tables keep serving.
+
+1. Build: create the group's tables in `<schema>_next` and apply every stored event to them,
+   a page per transaction, recording the position there (so an interrupted rebuild resumes).
+   The live projector and readers keep using `<schema>`; nothing is published.
+2. Switch, in one short transaction: take the group's batch lock (the live projector waits),
+   apply the events stored since, then rename `<schema>` to `<schema>_old` and `<schema>_next`
+   to `<schema>`. Readers and the projector find tables by search_path, so their next
+   statement sees the new version, complete and at least as far as the old one.
+3. Drop `<schema>_old` (it waits for readers still in the middle of a query on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, sql
+
+from application.recorder import StoredNotification
+from application.store import EventStore
+from projections.base import ProjectionGroup
+from projections.positions import REBUILD_LOCK, RebuildInProgress
+from projections.schemas import next_schema, old_schema, qualified_names, set_search_path
+from workers.migrate import group_ddl
+from workers.projector import GROUP_LOCK, TRACKING_DDL, ProjectionFailed, apply_notification
+
+log = logging.getLogger(__name__)
+
+PAGE = 2000  # events per build transaction
+DROP_LOCK_TIMEOUT = "60s"
+
+Progress = Callable[[int, int], None]  # (events applied, events to apply)
+
+
+class RebuildFailed(Exception):
+    """An event the rebuilt projections cannot apply; the live tables are untouched."""
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    """What a finished rebuild did."""
+
+    group: str
+    events: int
+    seconds: float
+    position: int
+
+    @property
+    def events_per_second(self) -> float:
+        """Average speed over the whole run."""
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def fingerprint(group: ProjectionGroup) -> str:
+    """Identifies the group's table definitions: a rebuild resumes only under the same ones."""
+    text = TRACKING_DDL + "".join(f"{p.name}\n{p.ddl}" for p in group.projections)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _ident(name: str) -> sql.Identifier:
+    return sql.Identifier(name)
+
+
+class Rebuild:
+    """One rebuild of one group; `run()` builds, switches and cleans up."""
+
+    def __init__(
+        self,
+        group: ProjectionGroup,
+        store: EventStore,
+        database_url: str,
+        *,
+        page: int = PAGE,
+        progress: Progress | None = None,
+    ) -> None:
+        self.group = group
+        # Projections whose SQL names their schema (read.<table>) write the live tables
+        # wherever a rebuild runs: they are not rebuilt, their live tables are carried over.
+        self.carried = tuple(p for p in group.projections if qualified_names(p))
+        self.rebuilt = replace(
+            group, projections=tuple(p for p in group.projections if p not in self.carried)
+        )
+        self.store = store
+        self.database_url = database_url
+        self.page = page
+        self.progress = progress or (lambda done, total: None)
+        self.next = next_schema(group)
+        self.done = 0
+        self.total = 0
+
+    async def run(self, *, restart: bool = False) -> RebuildResult:
+        """Rebuild the group (resuming an interrupted rebuild unless `restart`)."""
+        started = time.monotonic()
+        async with await AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+            cursor = await conn.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (REBUILD_LOCK, self.group.name)
+            )
+            locked = await cursor.fetchone()
+            if not locked or not locked[0]:
+                raise RebuildInProgress(f"projection group {self.group.name} is being rebuilt")
+            try:
+                position = await self._prepare(conn, restart)
+                position = await self._build(conn, position)
+                position = await self._switch(conn, position)
+            finally:
+                await conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (REBUILD_LOCK, self.group.name)
+                )
+            await self._drop_old(conn)
+        return RebuildResult(self.group.name, self.done, time.monotonic() - started, position)
+
+    async def _prepare(self, conn: AsyncConnection[Any], restart: bool) -> int:
+        """Create `<schema>_next`, or find where an interrupted build of it stopped."""
+        found = await self._next_row(conn)
+        if restart or found is None or found[1] != fingerprint(self.group):
+            await conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(_ident(self.next))
+            )
+            await conn.execute(group_ddl(self.group, self.next))
+            position = 0
+        else:
+            position = int(found[0])
+            log.info("resuming the rebuild of %s after position %d", self.group.name, position)
+        await set_search_path(conn, self.next)
+        self.total = await self._count_after(conn, position)
+        await conn.execute(
+            "INSERT INTO projection_positions (group_name, position, state, fingerprint,"
+            " rebuild_total, rebuild_done, rebuild_started_at) VALUES (%s, 0, 'rebuilding', %s,"
+            " %s, 0, now()) ON CONFLICT (group_name) DO UPDATE SET state = 'rebuilding',"
+            " failed_position = NULL, error = NULL, rebuild_total = EXCLUDED.rebuild_total,"
+            " rebuild_done = 0, rebuild_started_at = now()",
+            (self.group.name, fingerprint(self.group), self.total),
+        )
+        return position
+
+    async def _next_row(self, conn: AsyncConnection[Any]) -> tuple[Any, ...] | None:
+        cursor = await conn.execute(
+            "SELECT to_regclass(%s)", (f"{self.next}.projection_positions",)
+        )
+        exists = await cursor.fetchone()
+        if not exists or exists[0] is None:
+            return None
+        cursor = await conn.execute(
+            sql.SQL(
+                "SELECT position, fingerprint FROM {}.projection_positions WHERE group_name = %s"
+            ).format(_ident(self.next)),
+            (self.group.name,),
+        )
+        return await cursor.fetchone()
+
+    async def _count_after(self, conn: AsyncConnection[Any], position: int) -> int:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM public.pms_events WHERE notification_id > %s", (position,)
+        )
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _read(self, after: int) -> Sequence[StoredNotification]:
+        return await asyncio.to_thread(self.store.notifications, after, self.page)
+
+    async def _apply_page(
+        self, conn: AsyncConnection[Any], page: Sequence[StoredNotification], serving: int | None
+    ) -> int:
+        """Apply a page and record the position, in the caller's transaction.
+
+        Events after `serving` (the live position, while the projector waits) also go to the
+        carried projections; before the switch they are applied to the rebuilt ones only.
+        """
+        mapper = self.store.app.mapper
+        async with conn.cursor() as cursor:
+            for notification in page:
+                live = serving is not None and notification.id > serving
+                group = self.group if live else self.rebuilt
+                await apply_notification(group, mapper, cursor, notification)
+            await cursor.execute(
+                "UPDATE projection_positions SET position = %s,"
+                " rebuild_done = rebuild_done + %s, updated_at = now() WHERE group_name = %s",
+                (page[-1].id, len(page), self.group.name),
+            )
+        self.done += len(page)
+        self.total = max(self.total, self.done)
+        return page[-1].id
+
+    async def _build(self, conn: AsyncConnection[Any], position: int) -> int:
+        """Apply stored events page by page until a page comes back short (near the head)."""
+        pending = asyncio.ensure_future(self._read(position))
+        try:
+            while True:
+                page = await pending
+                if not page:
+                    return position
+                # Read the next page while this one is applied.
+                pending = asyncio.ensure_future(self._read(page[-1].id))
+                try:
+                    async with conn.transaction():
+                        position = await self._apply_page(conn, page, None)
+                except ProjectionFailed as failure:
+                    await self._failed(conn, failure)
+                self.progress(self.done, self.total)
+                if len(page) < self.page:
+                    return position
+        finally:
+            pending.cancel()
+
+    async def _failed(self, conn: AsyncConnection[Any], failure: ProjectionFailed) -> None:
+        await conn.execute(
+            "UPDATE projection_positions SET state = 'failed', failed_position = %s,"
+            " error = %s, updated_at = now() WHERE group_name = %s",
+            (failure.position, failure.error, self.group.name),
+        )
+        raise RebuildFailed(str(failure)) from failure
+
+    async def _switch(self, conn: AsyncConnection[Any], position: int) -> int:
+        """Catch up with the last events and swap the schemas, while the projector waits."""
+        live, old = _ident(self.group.schema), _ident(old_schema(self.group))
+        await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(old))
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
+                )
+                cursor = await conn.execute(
+                    sql.SQL(
+                        "SELECT position FROM {}.projection_positions WHERE group_name = %s"
+                        " FOR UPDATE"
+                    ).format(live),
+                    (self.group.name,),
+                )
+                row = await cursor.fetchone()
+                serving = int(row[0]) if row else 0
+                await self._carry_up(conn, serving, position)
+                while page := await self._read(position):
+                    position = await self._apply_page(conn, page, serving)
+                    if len(page) < self.page:
+                        break
+                for table in (table for p in self.carried for table in p.tables):
+                    await conn.execute(
+                        sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
+                            live, _ident(table), _ident(self.next)
+                        )
+                    )
+                if position < serving:
+                    raise RebuildFailed(f"rebuilt to {position}, behind the live {serving}")
+                await conn.execute(
+                    "UPDATE projection_positions SET state = 'running', failed_position = NULL,"
+                    " error = NULL, fingerprint = NULL, rebuild_total = NULL,"
+                    " rebuild_done = NULL, rebuild_started_at = NULL,"
+                    " rebuild_requested_at = NULL, event_at = now(), updated_at = now()"
+                    " WHERE group_name = %s",
+                    (self.group.name,),
+                )
+                await conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(live, old))
+                await conn.execute(
+                    sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(_ident(self.next), live)
+                )
+        except ProjectionFailed as failure:
+            await self._failed(conn, failure)
+        self.progress(self.done, self.total)
+        log.info(
+            "projection group %s switched to its rebuilt tables at %d", self.group.name, position
+        )
+        return position
+
+    async def _carry_up(self, conn: AsyncConnection[Any], serving: int, position: int) -> None:
+        """Bring the carried tables from the live position up to the rebuilt one."""
+        carried = replace(self.group, projections=self.carried)
+        mapper = self.store.app.mapper
+        while self.carried and serving < position:
+            page = await asyncio.to_thread(
+                self.store.notifications, serving, self.page, stop=position
+            )
+            if not page:
+                return
+            async with conn.cursor() as cursor:
+                for notification in page:
+                    await apply_notification(carried, mapper, cursor, notification)
+            serving = page[-1].id
+
+    async def _drop_old(self, conn: AsyncConnection[Any]) -> None:
+        """Drop the replaced tables once no reader uses them (a later rebuild retries)."""
+        try:
+            await conn.execute(
+                sql.SQL("SET lock_timeout = {}").format(sql.Literal(DROP_LOCK_TIMEOUT))
+            )
+            await conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(_ident(old_schema(self.group)))
+            )
+        except psycopg.errors.LockNotAvailable:
+            log.warning("the replaced tables of %s are still in use; not dropped", self.group.name)

@@ -20,6 +20,7 @@ from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.health import health
 from api.idempotency import idempotency_middleware
+from api.metrics import metrics, metrics_middleware
 from api.middleware import request_id_middleware
 from api.ratelimit import rate_limit_middleware
 from api.routes.analytics import AnalyticsController
@@ -96,13 +97,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
     return Litestar(
-        route_handlers=[api_v1, changes_socket, health, stripe_webhook],
+        route_handlers=[api_v1, changes_socket, health, metrics, stripe_webhook],
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
+            metrics_middleware,  # outermost: times everything else too
             request_id_middleware,
-            DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema", "^/health"]),
+            DefineMiddleware(
+                TokenAuthenticationMiddleware, exclude=["^/schema", "^/health", "^/metrics"]
+            ),
             rate_limit_middleware,  # inside authentication: limits are per caller
             idempotency_middleware,  # inside authentication: keys are scoped per caller
         ],

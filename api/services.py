@@ -11,6 +11,7 @@ from nats.aio.client import Client as NatsClient
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth import TokenIssuer
+from api.metrics import Metrics
 from api.ws_hub import Hub
 from application.settings import Settings
 from application.store import EventStore
@@ -29,6 +30,7 @@ class Services:
     redis: aioredis.Redis
     tokens: TokenIssuer
     hub: Hub
+    metrics: Metrics = field(default_factory=Metrics)
     started_at: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -36,6 +38,9 @@ class Services:
         """Connect to PostgreSQL, NATS and Redis."""
         settings.require_servers()
         store = EventStore.connect(settings)
+        metrics = Metrics()
+        recorder = store.app.recorder
+        setattr(recorder, "insert_events", metrics.timed_append(recorder.insert_events))  # noqa: B010
         pool = AsyncConnectionPool(
             settings.database_url,
             min_size=2,
@@ -58,6 +63,7 @@ class Services:
             redis=aioredis.Redis.from_url(settings.redis_url, socket_timeout=2),
             tokens=TokenIssuer.from_settings(settings),
             hub=hub,
+            metrics=metrics,
         )
 
     async def stop(self) -> None:

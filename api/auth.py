@@ -14,9 +14,14 @@ import anyio.to_thread
 import jwt
 import redis.asyncio as aioredis
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ServiceUnavailableException,
+)
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from redis.exceptions import RedisError
 
 from application.api_keys import authenticate_api_key
 from application.permissions import Permission, allows
@@ -270,7 +275,7 @@ class Sessions:
         key = self._user_sessions(user_id)
         for session_id in await self._redis.smembers(key):
             await self.revoke_session(_text(session_id))
-        await self._redis.delete(key)
+            await self._redis.srem(key, session_id)  # not DEL: a sign-in may be arriving now
 
     async def is_revoked(self, principal: Principal) -> bool:
         """Whether the access token was logged out or its session revoked."""
@@ -301,7 +306,13 @@ async def authenticate(services: Services, *, bearer: str | None, api_key: str |
     if not bearer:
         raise NotAuthorizedException("missing bearer token or API key")
     principal = services.tokens.verify(bearer)
-    if await Sessions(services.redis, services.tokens).is_revoked(principal):
+    try:
+        revoked = await Sessions(services.redis, services.tokens).is_revoked(principal)
+    except RedisError:  # fail closed: a revoked token must not pass while Redis is away
+        raise ServiceUnavailableException(
+            "cannot check the token right now", headers={"Retry-After": "1"}
+        ) from None
+    if revoked:
         raise NotAuthorizedException("the access token has been revoked")
     return principal
 

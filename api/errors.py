@@ -100,6 +100,7 @@ _HTTP_CODES = {
     405: ("method-not-allowed", "Method not allowed"),
     413: ("payload-too-large", "Request body too large"),
     429: ("rate-limited", "Too many requests"),
+    503: ("service-unavailable", "Service unavailable"),
 }
 
 

@@ -65,7 +65,8 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        # Health checks, metrics scrapes and the docs are not the API's callers.
+        if scope["type"] != ScopeType.HTTP or not scope["path"].startswith("/api/"):
             await app(scope, receive, send)
             return
         services = scope["app"].state.services

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 import websockets
-from conftest import TEST_PASSWORD
+from conftest import TEST_PASSWORD, free_port
 from support import bearer, sign_in
 
 from application.context import CommandContext
@@ -449,6 +449,16 @@ def test_cors_allows_only_configured_origins(api_url: str, start_api: Callable[.
     assert other.headers.get("access-control-allow-origin") != "https://x.example"
 
 
+def test_tokens_are_refused_with_503_while_redis_is_unreachable(
+    api_url: str, start_api: Callable[..., str], admin_headers: dict[str, str]
+) -> None:
+    blind = start_api(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    answer = httpx.get(f"{blind}{API}/products", headers=admin_headers, timeout=10)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["type"] == "/problems/service-unavailable"
+    assert answer.headers["Retry-After"] == "1"
+
+
 # Abuse limits (an API process of their own, with small limits)
 
 
@@ -483,6 +493,10 @@ def test_requests_beyond_the_rate_limit_get_429(strict_api: str, store: EventSto
     assert limited.json()["type"] == "/problems/rate-limited"
     assert 0 < int(limited.headers["Retry-After"]) <= 60
     assert httpx.get(f"{strict_api}{API}/auth/me", headers=other).status_code == 200
+    # Sign-in is its own group ("auth", 50 a minute here), counted per client address.
+    group = sign_in(strict_api, "nobody@example.com", "whatever-it-is", **_from("10.0.2.1"))
+    assert group.headers["RateLimit-Limit"] == "50"
+    assert group.headers["RateLimit-Remaining"] == "49"
 
 
 def test_failed_logins_back_off_per_account_doubling(strict_api: str, store: EventStore) -> None:

@@ -17,6 +17,7 @@ IN_FLIGHT_TTL_SECONDS = 60
 MAX_KEY_LENGTH = 255
 # Answers a retry should be free to change: rate limits, unavailable read models, crashes.
 _NOT_REMEMBERED = {429, 503}
+_NOT_STORED = ("/api/v1/auth/", "/api/v1/api-keys")
 
 
 async def _send_problem(send: Send, status: int, code: str, title: str, detail: str) -> None:
@@ -33,19 +34,28 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         key = dict(scope["headers"]).get(HEADER) if scope["type"] == ScopeType.HTTP else None
-        if key is None or scope.get("method") != "POST":
+        path = str(scope.get("path", ""))
+        # Answers that carry secrets (tokens, a new API key) are never stored.
+        if key is None or scope.get("method") != "POST" or path.startswith(_NOT_STORED):
             await app(scope, receive, send)
             return
         if not 0 < len(key) <= MAX_KEY_LENGTH:
             detail = "Idempotency-Key must be 1-255 characters"
             await _send_problem(send, 400, "bad-request", "Bad request", detail)
             return
+        limit = scope["app"].state.services.settings.max_body_bytes
         messages: list[Any] = []
         body = b""
         while True:
             message: Any = await receive()
             messages.append(message)
             body += message.get("body", b"")
+            if len(body) > limit:
+                detail = f"the body exceeds {limit} bytes"
+                await _send_problem(
+                    send, 413, "payload-too-large", "Request body too large", detail
+                )
+                return
             if not message.get("more_body"):
                 break
         fingerprint = hashlib.sha256(body).hexdigest()

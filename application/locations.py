@@ -33,7 +33,7 @@ def create_location(
 
     def decide(unit: UnitOfWork) -> Location:
         # Location codes follow the same spelling rules as SKUs (short, case-insensitive).
-        code = normalise_sku(command.code)
+        code = normalise_sku(command.code, "code")
         location = Location.create(
             code=code, name=command.name, kind=command.kind, address=command.address
         )

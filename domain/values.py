@@ -84,11 +84,11 @@ def nonzero_delta(quantity: int, field_name: str = "quantity") -> int:
     return quantity
 
 
-def normalise_sku(sku: str) -> str:
-    """SKUs compare case-insensitively; we store them upper-case."""
+def normalise_sku(sku: str, field_name: str = "sku") -> str:
+    """SKUs (and codes spelled like them) compare case-insensitively; stored upper-case."""
     sku = sku.strip()
     if not _SKU.match(sku):
-        raise InvalidValue("sku", "1-64 letters, digits, '.', '_', '-' or '/', starting alnum")
+        raise InvalidValue(field_name, "1-64 letters, digits, '.', '_', '-' or '/', starting alnum")
     return sku.upper()
 
 

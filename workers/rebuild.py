@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 PAGE = 2000  # events per build transaction
 DROP_LOCK_TIMEOUT = "60s"
+SWITCH_LOCK_TIMEOUT = "2s"  # how long a switch waits for readers in the middle of a snapshot
+SWITCH_ATTEMPTS = 30
 
 Progress = Callable[[int, int], None]  # (events applied, events to apply)
 
@@ -218,54 +220,75 @@ class Rebuild:
         raise RebuildFailed(str(failure)) from failure
 
     async def _switch(self, conn: AsyncConnection[Any], position: int) -> int:
-        """Catch up with the last events and swap the schemas, while the projector waits."""
-        live, old = _ident(self.group.schema), _ident(old_schema(self.group))
-        await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(old))
-        try:
-            async with conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
-                )
-                cursor = await conn.execute(
-                    sql.SQL(
-                        "SELECT position FROM {}.projection_positions WHERE group_name = %s"
-                        " FOR UPDATE"
-                    ).format(live),
-                    (self.group.name,),
-                )
-                row = await cursor.fetchone()
-                serving = int(row[0]) if row else 0
-                await self._carry_up(conn, serving, position)
-                while page := await self._read(position):
-                    position = await self._apply_page(conn, page, serving)
-                    if len(page) < self.page:
-                        break
-                for table in (table for p in self.carried for table in p.tables):
-                    await conn.execute(
-                        sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
-                            live, _ident(table), _ident(self.next)
-                        )
-                    )
-                if position < serving:
-                    raise RebuildFailed(f"rebuilt to {position}, behind the live {serving}")
-                await conn.execute(
-                    "UPDATE projection_positions SET state = 'running', failed_position = NULL,"
-                    " error = NULL, fingerprint = NULL, rebuild_total = NULL,"
-                    " rebuild_done = NULL, rebuild_started_at = NULL,"
-                    " rebuild_requested_at = NULL, event_at = now(), updated_at = now()"
-                    " WHERE group_name = %s",
-                    (self.group.name,),
-                )
-                await conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(live, old))
-                await conn.execute(
-                    sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(_ident(self.next), live)
-                )
-        except ProjectionFailed as failure:
-            await self._failed(conn, failure)
-        self.progress(self.done, self.total)
-        log.info(
-            "projection group %s switched to its rebuilt tables at %d", self.group.name, position
+        """Catch up with the last events and swap the schemas, while the projector waits.
+
+        The swap also waits for readers in the middle of a snapshot (they read the position
+        table first and hold it), so none sees the old position with the new tables; when
+        they keep it busy, the switch is tried again a little later.
+        """
+        await conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(_ident(old_schema(self.group)))
         )
+        for _ in range(SWITCH_ATTEMPTS):
+            done = self.done
+            try:
+                async with conn.transaction():
+                    position = await self._switch_once(conn, position)
+            except psycopg.errors.LockNotAvailable:
+                self.done = done
+                log.info("readers hold %s; switching again shortly", self.group.schema)
+                position = await self._build(conn, position)
+                continue
+            except ProjectionFailed as failure:
+                await self._failed(conn, failure)
+            self.progress(self.done, self.total)
+            log.info("projection group %s switched at %d", self.group.name, position)
+            return position
+        raise RebuildFailed("readers kept the tables busy; run the rebuild again to resume")
+
+    async def _switch_once(self, conn: AsyncConnection[Any], position: int) -> int:
+        live = _ident(self.group.schema)
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
+        )
+        cursor = await conn.execute(
+            sql.SQL(
+                "SELECT position FROM {}.projection_positions WHERE group_name = %s FOR UPDATE"
+            ).format(live),
+            (self.group.name,),
+        )
+        row = await cursor.fetchone()
+        serving = int(row[0]) if row else 0
+        await self._carry_up(conn, serving, position)
+        while page := await self._read(position):
+            position = await self._apply_page(conn, page, serving)
+            if len(page) < self.page:
+                break
+        if position < serving:
+            raise RebuildFailed(f"rebuilt to {position}, behind the live {serving}")
+        for table in (table for p in self.carried for table in p.tables):
+            await conn.execute(
+                sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
+                    live, _ident(table), _ident(self.next)
+                )
+            )
+        await conn.execute(
+            "UPDATE projection_positions SET state = 'running', failed_position = NULL,"
+            " error = NULL, fingerprint = NULL, rebuild_total = NULL, rebuild_done = NULL,"
+            " rebuild_started_at = NULL, rebuild_requested_at = NULL, event_at = now(),"
+            " updated_at = now() WHERE group_name = %s",
+            (self.group.name,),
+        )
+        await conn.execute(
+            sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(SWITCH_LOCK_TIMEOUT))
+        )
+        await conn.execute(
+            sql.SQL("LOCK TABLE {}.projection_positions IN ACCESS EXCLUSIVE MODE").format(live)
+        )
+        await conn.execute(
+            sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(live, _ident(old_schema(self.group)))
+        )
+        await conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(_ident(self.next), live))
         return position
 
     async def _carry_up(self, conn: AsyncConnection[Any], serving: int, position: int) -> None:

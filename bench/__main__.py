@@ -19,12 +19,12 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import appends, catchup, report, system
+from bench import appends, catchup, report, reports, system
 from bench.http_load import HttpPlan
 from bench.report import Results
 from bench.servers import BenchServers, CpuMeter, workdir
 
-PHASES = ("appends", "http", "lag", "catchup")
+PHASES = ("appends", "http", "lag", "reports", "catchup")
 IDLE_CHECK_SECONDS = 2.0
 BUSY_MACHINE_PERCENT = 20
 
@@ -40,17 +40,24 @@ def _git(*args: str) -> str:
 
 def _plans(
     args: argparse.Namespace,
-) -> tuple[appends.AppendPlan, HttpPlan, system.LagPlan, catchup.CatchupPlan]:
+) -> tuple[appends.AppendPlan, HttpPlan, system.LagPlan, reports.ReportsPlan, catchup.CatchupPlan]:
     if args.quick:
         plans = (
             appends.AppendPlan(warmup=0.15, window=0.4, latency_rounds=300),
             HttpPlan(warmup=0.3, window=0.8, products_per_config=100),
             system.LagPlan(seconds=1.5),
+            reports.ReportsPlan(uncached=5, cached=20),
             catchup.CatchupPlan(events=20_000, cap_seconds=4.0),
         )
     else:
-        plans = (appends.AppendPlan(), HttpPlan(), system.LagPlan(), catchup.CatchupPlan())
-    append_plan, http_plan, lag_plan, catchup_plan = plans
+        plans = (
+            appends.AppendPlan(),
+            HttpPlan(),
+            system.LagPlan(),
+            reports.ReportsPlan(),
+            catchup.CatchupPlan(),
+        )
+    append_plan, http_plan, lag_plan, reports_plan, catchup_plan = plans
     scale = args.scale
     reps = args.reps
     append_plan = replace(
@@ -74,7 +81,8 @@ def _plans(
         cap_seconds=catchup_plan.cap_seconds * scale,
         reps=reps or catchup_plan.reps,
     )
-    return append_plan, http_plan, lag_plan, catchup_plan
+    reports_plan = replace(reports_plan, reps=reps or reports_plan.reps)
+    return append_plan, http_plan, lag_plan, reports_plan, catchup_plan
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -100,7 +108,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected phases; print the table; write the JSON."""
     args = _parse(argv)
-    append_plan, http_plan, lag_plan, catchup_plan = _plans(args)
+    append_plan, http_plan, lag_plan, reports_plan, catchup_plan = _plans(args)
     results = Results()
     results.meta = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -115,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "appends": asdict(append_plan),
             "http": asdict(http_plan),
             "lag": asdict(lag_plan),
+            "reports": asdict(reports_plan),
             "catchup": asdict(catchup_plan),
         },
         "cpu": {},
@@ -140,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with CpuMeter() as meter:
                 appends.run(settings, append_plan, results)
             results.meta["cpu"]["appends"] = meter.usage
-        if "http" in args.phases or "lag" in args.phases:
+        if {"http", "lag", "reports"} & set(args.phases):
             system.run(
                 servers,
                 results,
@@ -148,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 logs,
                 configs="http" in args.phases,
                 lag_plan=lag_plan if "lag" in args.phases else None,
+                reports_plan=reports_plan if "reports" in args.phases else None,
             )
         if "catchup" in args.phases:
             print("catch-up", file=sys.stderr, flush=True)
@@ -320,17 +330,30 @@ def render(results: Results, append_plan: appends.AppendPlan) -> str:
             report.table(["observer", "p50 ms", "p99 ms"], lag_rows),
             "",
         ]
+    report_rows = reports.rows(results)
+    if report_rows:
+        out += [
+            "## Report queries over HTTP, one at a time (ms, p50; computed is the baseline)",
+            report.table(
+                ["report", "computed", "from the cache", "speed-up", "answer bytes"], report_rows
+            ),
+            "",
+        ]
     if "catchup.projector" in results.figures or "catchup.relay" in results.figures:
         catch_rows = [
             [results.figures[k].label, results.figures[k].text()]
-            for k in ("catchup.append", "catchup.read", "catchup.relay", "catchup.projector")
+            for k in (
+                "catchup.append",
+                "catchup.read",
+                "catchup.relay",
+                "catchup.projector",
+                "catchup.rebuild",
+            )
             if k in results.figures
         ]
         out += [
             "## Catch-up of a backlog (events/s)",
             report.table(["step", "events/s"], catch_rows),
-            "rebuild: not implemented yet (issue 5); cached/uncached report queries: not "
-            "implemented yet (issue 5)",
             "",
         ]
     if "memory.api.peak" in results.figures:

@@ -238,7 +238,7 @@ class AppendPlan:
     events_per_save: tuple[int, ...] = (1, 10)
     reps: int = 3
     warmup: float = 0.5
-    window: float = 2.5
+    window: float = 2.0
     latency_rounds: int = 2000  # per run of the interleaved 1-writer latency measurement
 
 

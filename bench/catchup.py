@@ -5,12 +5,18 @@ each run: the relay starts from position 0 on fresh streams and is timed until i
 position reaches the store's last position; the projector starts with an empty read model and
 a fresh durable consumer, and is timed until its tracked position gets there. A run stops at
 a time cap and counts what was applied by then. The baseline is reading (and decoding) the same
-backlog straight from the event store. Rebuild and report queries do not exist yet (issue 5).
+backlog straight from the event store. Last, `pms projections rebuild main --restart` is run
+against the same backlog, stopped at the cap with Ctrl-C (it resumes or restarts), its rate
+read from its own progress line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -190,6 +196,33 @@ def timed_run(
     print(f"  {label}: {rate:,.0f} events/s over {applied:,} events", file=sys.stderr, flush=True)
 
 
+_RATE = re.compile(r"([\d,]+) events/s")
+
+
+def rebuild_rate(settings: Settings, group: str, cap_seconds: float, logs: Path) -> float:
+    """Events/s of `pms projections rebuild GROUP --restart`, interrupted at the cap."""
+    log = logs / f"rebuild-{settings.port}.log"
+    logs.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers", "projections", "rebuild", group, "--restart"],
+            env={**os.environ, **settings.as_env()},
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            process.wait(cap_seconds + 10.0)  # + start-up; the rebuild's own rate excludes it
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            process.wait(30.0)
+    rates = _RATE.findall(log.read_text(errors="replace"))
+    if process.returncode not in (0, 130, -signal.SIGINT) or not rates:
+        tail = log.read_text(errors="replace")[-800:]
+        raise RuntimeError(f"pms projections rebuild failed ({process.returncode}): {tail}")
+    return float(rates[-1].replace(",", ""))
+
+
 def run(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) -> None:
     """Backlog, then relay and projector runs."""
     database_url = servers.new_database("catchup")
@@ -236,5 +269,9 @@ def run(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) 
                 target,
                 plan.cap_seconds,
             )
+        for _ in range(plan.reps):
+            rate = rebuild_rate(settings, groups[0], plan.cap_seconds, logs)
+            results.add("catchup.rebuild", "rebuild (pms projections rebuild)", "events/s", rate)
+            print(f"  rebuild of {groups[0]}: {rate:,.0f} events/s", file=sys.stderr, flush=True)
     finally:
         store.close()

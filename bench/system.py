@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import uvloop
 
-from bench import http_load, lag
+from bench import http_load, lag, reports
 from bench.http_load import HttpPlan, Shop
 from bench.report import Results
 from bench.servers import (
@@ -117,8 +117,9 @@ def run(
     *,
     configs: bool = True,
     lag_plan: LagPlan | None = None,
+    reports_plan: reports.ReportsPlan | None = None,
 ) -> None:
-    """Every configuration (when `configs`), and the lag runs (when `lag_plan`)."""
+    """Every configuration (when `configs`), the lag runs and the report queries."""
     database_url = servers.new_database("http")
     base = servers.settings(database_url)
     prepare_database(base)
@@ -144,15 +145,16 @@ def run(
             sampler.processes["api"] = api
             shop.port = api.settings.port
             print("HTTP xid + workers, 2 API processes", file=sys.stderr, flush=True)
-            _measure_all(
-                results,
-                shop,
-                parts[1],
-                "xid+workers",
-                2,
-                plan,
-                COMMANDS if configs else ("adjust_stock",),
-            )
+            if configs or lag_plan is not None:
+                _measure_all(
+                    results,
+                    shop,
+                    parts[1],
+                    "xid+workers",
+                    2,
+                    plan,
+                    COMMANDS if configs else ("adjust_stock",),
+                )
             if lag_plan is not None:
                 wait_projected(database_url)
                 maximum = results.median(http_load.key("adjust_stock", "xid+workers", 2) + ".rps")
@@ -167,6 +169,13 @@ def run(
                         lag.record(results, outcome, rate)
                         wait_projected(database_url)
                 results.meta.setdefault("cpu", {})["lag (50 % load)"] = meter.usage
+            if reports_plan is not None:
+                wait_projected(database_url)
+                with CpuMeter() as meter:
+                    reports.run(
+                        shop.port, shop.token, servers.urls.redis_url, reports_plan, results
+                    )
+                results.meta.setdefault("cpu", {})["report queries"] = meter.usage
         _record_memory(results, sampler, idle)
         worker.stop()
         if not configs:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import appends, catchup, system
+from bench import appends, catchup, reports, system
 from bench.__main__ import evaluate, render
 from bench.http_load import HttpPlan
 from bench.report import Results
@@ -34,6 +34,7 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
             HttpPlan(concurrency=4, warmup=0.1, window=0.3, reps=1, products_per_config=6),
             tmp_path / "logs",
             lag_plan=system.LagPlan(seconds=0.5, reps=1),
+            reports_plan=reports.ReportsPlan(uncached=2, cached=2, reps=1),
         )
         catchup.run(
             bench_servers,
@@ -60,10 +61,13 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
         "memory.api.peak",
         "catchup.relay",
         "catchup.projector",
+        "catchup.rebuild",
+        "reports.valuation.uncached",
+        "reports.top-products.cached",
     ):
         assert written["figures"][key]["runs"], key
     assert written["figures"]["http.place_order.xid.2api.rps"]["median"] > 0
     assert written["figures"]["catchup.projector"]["median"] > 0
     assert len(written["targets"]) == 9
     assert "## Targets" in table
-    assert "rebuild: not implemented yet (issue 5)" in table
+    assert "## Report queries" in table

@@ -34,29 +34,24 @@ class LowStockAlertsProjection:
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
     ) -> list[Change]:
         """Alert when the product becomes low; forget the alert once it recovers."""
-        if isinstance(event, StockItem.Event):
-            await cursor.execute(
-                "SELECT product_id FROM stock_levels WHERE stock_item_id = %s",
-                (event.originator_id,),
-            )
-            found = await cursor.fetchone()
-            if found is None:
-                return []
-            product_id = found[0]
-        else:
-            product_id = event.originator_id
+        # A stock item names its product through its stock_levels row (one round trip).
+        product = (
+            "(SELECT product_id FROM stock_levels WHERE stock_item_id = %s)"
+            if isinstance(event, StockItem.Event)
+            else "%s"
+        )
         await cursor.execute(
-            "SELECT p.sku, p.reorder_level, p.status,"
+            "SELECT p.id, p.sku, p.reorder_level, p.status,"
             " COALESCE((SELECT sum(on_hand - reserved) FROM stock_levels s"
             " WHERE s.product_id = p.id), 0),"
             " COALESCE((SELECT low FROM low_stock_state WHERE product_id = p.id), false)"
-            " FROM products p WHERE p.id = %s",
-            (product_id,),
+            f" FROM products p WHERE p.id = {product}",
+            (event.originator_id,),
         )
         row = await cursor.fetchone()
         if row is None:
             return []
-        sku, level, status, available, was_low = row
+        product_id, sku, level, status, available, was_low = row
         is_low = level > 0 and available <= level and status != "archived"
         if is_low == was_low:
             return []

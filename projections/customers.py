@@ -42,14 +42,15 @@ _ORDER_EVENTS = (Order.Placed, Order.LinesChanged, Order.Cancelled, Order.Delive
 
 # Figures recomputed from the customer's rows in orders, which already reflect the event.
 _RECOUNT = """
-UPDATE customers c SET (order_count, open_order_count, total_spent, last_order_at) = (
+UPDATE customers c SET currency = COALESCE(c.currency, %(currency)s),
+    (order_count, open_order_count, total_spent, last_order_at) = (
     SELECT count(*),
         count(*) FILTER (WHERE o.status NOT IN ('delivered', 'cancelled')),
         COALESCE(sum(o.total) FILTER (
-            WHERE o.status <> 'cancelled' AND o.currency = c.currency), 0),
+            WHERE o.status <> 'cancelled' AND o.currency = COALESCE(c.currency, %(currency)s)), 0),
         max(o.placed_at)
     FROM orders o WHERE o.customer_id = c.id)
-WHERE c.id = (SELECT customer_id FROM orders WHERE id = %s)
+WHERE c.id = (SELECT customer_id FROM orders WHERE id = %(order_id)s)
 """
 
 
@@ -103,10 +104,7 @@ class CustomersProjection:
                 params,
             )
         else:
-            if isinstance(event, Order.Placed):
-                await cursor.execute(
-                    "UPDATE customers SET currency = COALESCE(currency, %s) WHERE id = %s",
-                    (event.currency, event.customer_id),
-                )
-            await cursor.execute(_RECOUNT, (event.originator_id,))
+            # The customer's currency is that of their first order.
+            currency = event.currency if isinstance(event, Order.Placed) else None
+            await cursor.execute(_RECOUNT, {"currency": currency, "order_id": event.originator_id})
         return []

@@ -103,39 +103,10 @@ class OrdersProjection:
     ) -> list[Change]:
         """Fold the event into the order's rows, then describe the order's statuses."""
         order_id = event.originator_id
-        columns: dict[str, Any]
         if isinstance(event, Order.Placed):
-            await _insert_order(cursor, event, info)
-            columns = {}
-        elif isinstance(event, Order.LinesChanged):
-            columns = await _replace_lines(cursor, order_id, event.lines)
-        elif isinstance(event, Order.ShipmentDispatched):
-            columns = await _ship(cursor, order_id, event.items)
-        elif isinstance(event, Order.PaymentStatusChanged):
-            columns = {"payment_status": event.payment_status}
+            row: Any = await _insert_order(cursor, event, info)
         else:
-            columns = {"status": _STATUSES[type(event)]}
-        assigned = [
-            sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column))
-            for column in columns
-        ]
-        await cursor.execute(
-            sql.SQL(
-                "UPDATE orders SET {} WHERE id = %(order_id)s"
-                " RETURNING status, payment_status, fulfilment_status"
-            ).format(
-                sql.SQL(", ").join(
-                    [*assigned, sql.SQL("version = %(version)s, updated_at = %(at)s")]
-                )
-            ),
-            {
-                **columns,
-                "order_id": order_id,
-                "version": event.originator_version,
-                "at": info.timestamp,
-            },
-        )
-        row = await cursor.fetchone()
+            row = await _update_order(cursor, event, info)
         if row is None:
             return []
         data = {
@@ -145,6 +116,41 @@ class OrdersProjection:
             "fulfilmentStatus": row[2],
         }
         return [Change(topic=f"orders.{order_id}", event="order_status", data=data)]
+
+
+async def _update_order(
+    cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
+) -> Any:
+    """Fold a later event into the order; its statuses after it (None for an unknown order)."""
+    order_id = event.originator_id
+    columns: dict[str, Any]
+    if isinstance(event, Order.LinesChanged):
+        columns = await _replace_lines(cursor, order_id, event.lines)
+    elif isinstance(event, Order.ShipmentDispatched):
+        columns = await _ship(cursor, order_id, event.items)
+    elif isinstance(event, Order.PaymentStatusChanged):
+        columns = {"payment_status": event.payment_status}
+    else:
+        columns = {"status": _STATUSES[type(event)]}
+    assigned = [
+        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column))
+        for column in columns
+    ]
+    await cursor.execute(
+        sql.SQL(
+            "UPDATE orders SET {} WHERE id = %(order_id)s"
+            " RETURNING status, payment_status, fulfilment_status"
+        ).format(
+            sql.SQL(", ").join([*assigned, sql.SQL("version = %(version)s, updated_at = %(at)s")])
+        ),
+        {
+            **columns,
+            "order_id": order_id,
+            "version": event.originator_version,
+            "at": info.timestamp,
+        },
+    )
+    return await cursor.fetchone()
 
 
 def _line_columns(
@@ -188,7 +194,10 @@ async def _insert_lines(
     )
 
 
-async def _insert_order(cursor: AsyncCursor[Any], event: Order.Placed, info: EventInfo) -> None:
+async def _insert_order(
+    cursor: AsyncCursor[Any], event: Order.Placed, info: EventInfo
+) -> tuple[str, str, str]:
+    """Insert the order and its lines; its statuses (known without asking)."""
     params = {
         **vars(event),
         **_line_columns(event.lines, event.currency, event.tax_rate_basis_points, {}),
@@ -206,6 +215,7 @@ async def _insert_order(cursor: AsyncCursor[Any], event: Order.Placed, info: Eve
         params,
     )
     await _insert_lines(cursor, event.originator_id, event.lines, {})
+    return "pending", "unpaid", str(params["fulfilment_status"])
 
 
 async def _replace_lines(

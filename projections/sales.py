@@ -113,11 +113,11 @@ class SalesProjection:
                 ),
             )
         else:
-            await _write_lines(cursor, event.originator_id)
+            await _write_lines(cursor, event.originator_id, fresh=isinstance(event, Order.Placed))
         return []
 
 
-async def _write_lines(cursor: AsyncCursor[Any], order_id: UUID) -> None:
+async def _write_lines(cursor: AsyncCursor[Any], order_id: UUID, *, fresh: bool) -> None:
     """The order's lines as the orders read model now has them (it already saw the event)."""
     await cursor.execute(
         "SELECT o.customer_id, o.location_id, o.placed_at, o.currency, o.tax,"
@@ -130,7 +130,8 @@ async def _write_lines(cursor: AsyncCursor[Any], order_id: UUID) -> None:
         (order_id,),
     )
     lines = await cursor.fetchall()
-    await cursor.execute("DELETE FROM sales_lines WHERE order_id = %s", (order_id,))
+    if not fresh:  # a placed order has no lines yet
+        await cursor.execute("DELETE FROM sales_lines WHERE order_id = %s", (order_id,))
     if not lines:
         return
     taxes = share_out(int(lines[0][4]), [int(line[9]) for line in lines])

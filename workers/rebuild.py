@@ -192,6 +192,7 @@ class Rebuild:
 
     async def _build(self, conn: AsyncConnection[Any], position: int) -> int:
         """Apply stored events page by page until a page comes back short (near the head)."""
+        self.progress(self.done, self.total)
         pending = asyncio.ensure_future(self._read(position))
         try:
             while True:

@@ -8,6 +8,10 @@
    to `<schema>`. Readers and the projector find tables by search_path, so their next
    statement sees the new version, complete and at least as far as the old one.
 3. Drop `<schema>_old` (it waits for readers still in the middle of a query on it).
+
+A projection whose SQL names its schema (`read.<table>`) would write the live tables from the
+rebuild: such projections are not rebuilt but carried over (their live tables are brought up
+to the switch position and moved into the new schema). Today none is.
 """
 
 from __future__ import annotations

@@ -229,3 +229,27 @@ def test_an_interrupted_rebuild_resumes_where_it_stopped(
     assert "read_old" not in schemas
     fold = fresh_fold(url, store)
     assert rows(url, group) == rows(url, fold)
+
+
+def test_migrate_moves_the_old_outbox_out_of_the_read_schema(
+    servers: ServiceUrls, settings: Settings
+) -> None:
+    url = fresh_database(servers.database_url)
+    with psycopg.connect(url, autocommit=True) as conn:  # as an earlier version left it
+        conn.execute(
+            "CREATE SCHEMA read; CREATE TABLE read.change_outbox (group_name text NOT NULL,"
+            " position bigint NOT NULL, seq integer NOT NULL, topic text NOT NULL,"
+            " event text NOT NULL, data jsonb NOT NULL, PRIMARY KEY (group_name, position, seq));"
+            " INSERT INTO read.change_outbox VALUES ('main', 7, 0, 'alerts', 'system_alert', '{}')"
+        )
+    store = EventStore.connect(settings.with_changes(database_url=url))
+    try:
+        migrate(store, url)
+        migrate(store, url)  # and again: nothing left to do
+    finally:
+        store.close()
+    with psycopg.connect(url) as conn:
+        moved = conn.execute("SELECT group_name, position, topic FROM public.pms_change_outbox")
+        assert moved.fetchall() == [("main", 7, "alerts")]
+        old = conn.execute("SELECT to_regclass('read.change_outbox')").fetchone()
+        assert old == (None,)

@@ -1,7 +1,7 @@
 """`python -m bench` pieces at tiny sizes: the benchmark code runs; no timing is asserted.
 
-The bench deletes and recreates JetStream streams, so it gets an embedded NATS of its own;
-PostgreSQL (fresh databases, dropped afterwards) and Redis are the session's.
+The bench deletes JetStream streams and empties the answer cache, so it gets an embedded NATS
+and Redis of its own; PostgreSQL is the session's (fresh databases, dropped afterwards).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
     append_plan = appends.AppendPlan(
         writers=(1, 2), events_per_save=(1, 3), reps=1, warmup=0.05, window=0.2, latency_rounds=20
     )
-    given = ServiceUrls(servers.database_url, "", servers.redis_url)
+    given = ServiceUrls(servers.database_url, "", "")
     with BenchServers(tmp_path / "bench", given) as bench_servers:
         appends.run(
             bench_servers.settings(bench_servers.new_database("appends")), append_plan, results

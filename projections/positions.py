@@ -18,8 +18,9 @@ from projections.schemas import next_schema
 REBUILD_LOCK = 724011
 """Advisory lock class (with hashtext(group)) held by whoever is rebuilding that group."""
 
-LAG_COUNT_LIMIT = 1_000_000
-"""Lag in events is counted up to this many (a count is a scan)."""
+LAG_COUNT_LIMIT = 100_000
+"""Lag in events is counted up to this many (a count is a scan; status and /metrics say
+100000 for "at least that many")."""
 
 
 class RebuildInProgress(Conflict):
@@ -103,7 +104,13 @@ async def _row(
 
 async def group_position(connection: AsyncConnection[Any], group: ProjectionGroup) -> int:
     """The position a group's live tables have applied (0 before it started)."""
-    row = await _row(connection, group.schema, group.name, "position")
+    cursor = await connection.execute(
+        sql.SQL("SELECT position FROM {}.projection_positions WHERE group_name = %s").format(
+            sql.Identifier(group.schema)
+        ),
+        (group.name,),
+    )
+    row = await cursor.fetchone()
     return int(row[0]) if row else 0
 
 
@@ -215,8 +222,19 @@ async def request_rebuild(connection: AsyncConnection[Any], group: ProjectionGro
 
 @asynccontextmanager
 async def consistent_read(connection: AsyncConnection[Any]) -> AsyncIterator[int]:
-    """A read-only snapshot of every group's tables, and the position they are all at."""
+    """A read-only snapshot of every group's tables, and the position they are all at.
+
+    The position tables are locked before the snapshot is taken (LOCK takes none): a
+    rebuild's switch waits for snapshots in progress, and one that waited for the switch
+    sees the new tables complete, never the old position beside them.
+    """
     async with connection.transaction():
         await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        groups = tuple(group.name for group in projection_groups())
-        yield await lowest_position(connection, groups)
+        groups = projection_groups()
+        for schema in dict.fromkeys(group.schema for group in groups):
+            await connection.execute(
+                sql.SQL("LOCK TABLE {}.projection_positions IN ACCESS SHARE MODE").format(
+                    sql.Identifier(schema)
+                )
+            )
+        yield await lowest_position(connection, tuple(group.name for group in groups))

@@ -227,39 +227,49 @@ class Rebuild:
     async def _switch(self, conn: AsyncConnection[Any], position: int) -> int:
         """Catch up with the last events and swap the schemas, while the projector waits.
 
-        The swap also waits for readers in the middle of a snapshot (they read the position
-        table first and hold it), so none sees the old position with the new tables; when
-        they keep it busy, the switch is tried again a little later.
+        With the group's lock held for the session (the live projector waits), the last events
+        are applied and committed first; then one transaction, which changes no rows, waits
+        for readers in the middle of a snapshot (they lock the position table before taking
+        one) and renames the schemas. Any snapshot that sees the new names sees complete
+        tables. When readers keep the position table busy, the projector goes on for a while
+        and the switch is tried again.
         """
         await conn.execute(
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(_ident(old_schema(self.group)))
         )
-        for _ in range(SWITCH_ATTEMPTS):
-            done = self.done
-            try:
-                async with conn.transaction():
-                    position = await self._switch_once(conn, position)
-            except psycopg.errors.LockNotAvailable:
-                self.done = done
-                log.info("readers hold %s; switching again shortly", self.group.schema)
+        for attempt in range(SWITCH_ATTEMPTS):
+            if attempt:
                 position = await self._build(conn, position)
-                continue
-            except ProjectionFailed as failure:
-                await self._failed(conn, failure)
+            await conn.execute(
+                "SELECT pg_advisory_lock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
+            )
+            try:
+                try:
+                    async with conn.transaction():
+                        position = await self._catch_up_last(conn, position)
+                except ProjectionFailed as failure:
+                    await self._failed(conn, failure)
+                try:
+                    async with conn.transaction():
+                        await self._rename(conn)
+                except psycopg.errors.LockNotAvailable:
+                    log.info("readers hold %s; switching again shortly", self.group.schema)
+                    continue
+            finally:
+                await conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
+                )
             self.progress(self.done, self.total)
             log.info("projection group %s switched at %d", self.group.name, position)
             return position
         raise RebuildFailed("readers kept the tables busy; run the rebuild again to resume")
 
-    async def _switch_once(self, conn: AsyncConnection[Any], position: int) -> int:
-        live = _ident(self.group.schema)
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
-        )
+    async def _catch_up_last(self, conn: AsyncConnection[Any], position: int) -> int:
+        """Apply what was stored since, up to where the (waiting) live projector is at least."""
         cursor = await conn.execute(
-            sql.SQL(
-                "SELECT position FROM {}.projection_positions WHERE group_name = %s FOR UPDATE"
-            ).format(live),
+            sql.SQL("SELECT position FROM {}.projection_positions WHERE group_name = %s").format(
+                _ident(self.group.schema)
+            ),
             (self.group.name,),
         )
         row = await cursor.fetchone()
@@ -271,6 +281,17 @@ class Rebuild:
                 break
         if position < serving:
             raise RebuildFailed(f"rebuilt to {position}, behind the live {serving}")
+        return position
+
+    async def _rename(self, conn: AsyncConnection[Any]) -> None:
+        """Make the rebuilt tables the live ones (changing no rows readers could see)."""
+        live = _ident(self.group.schema)
+        await conn.execute(
+            sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(SWITCH_LOCK_TIMEOUT))
+        )
+        await conn.execute(
+            sql.SQL("LOCK TABLE {}.projection_positions IN ACCESS EXCLUSIVE MODE").format(live)
+        )
         for table in (table for p in self.carried for table in p.tables):
             await conn.execute(
                 sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
@@ -285,16 +306,9 @@ class Rebuild:
             (self.group.name,),
         )
         await conn.execute(
-            sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(SWITCH_LOCK_TIMEOUT))
-        )
-        await conn.execute(
-            sql.SQL("LOCK TABLE {}.projection_positions IN ACCESS EXCLUSIVE MODE").format(live)
-        )
-        await conn.execute(
             sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(live, _ident(old_schema(self.group)))
         )
         await conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(_ident(self.next), live))
-        return position
 
     async def _carry_up(self, conn: AsyncConnection[Any], serving: int, position: int) -> None:
         """Bring the carried tables from the live position up to the rebuilt one."""

@@ -88,8 +88,9 @@ class Reader(threading.Thread):
         with psycopg.connect(self.url, autocommit=True, options=search_path_option("read")) as conn:
             while not self.stop.is_set():
                 try:
-                    with conn.transaction():
+                    with conn.transaction():  # as projections.positions.consistent_read
                         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                        conn.execute("LOCK TABLE projection_positions IN ACCESS SHARE MODE")
                         row = conn.execute("SELECT position FROM projection_positions").fetchone()
                         now = int(row[0]) if row else 0
                         counts = {table: self._count(conn, table) for table in WATCHED}

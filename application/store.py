@@ -13,11 +13,12 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Literal
 
 from application.context import CommandContext
-from application.recorder import StoredNotification, XidOrderedRecorder
+from application.recorder import StoredNotification
 from application.settings import Settings, SettingsError
 from domain.errors import Conflict, NotFound
 from domain.orders import OrderLine, ShipmentItem
@@ -210,7 +211,8 @@ class EventStore:
     def next_number(self, sequence: str) -> int:
         """The next value of a PostgreSQL sequence (human document numbers; gaps allowed)."""
         recorder = self.app.recorder
-        assert isinstance(recorder, XidOrderedRecorder)
+        if not isinstance(recorder, PostgresApplicationRecorder):
+            raise TypeError("document numbers need the PostgreSQL event store")
         with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
             cursor.execute(SQL("SELECT nextval({})").format(Literal(f"pms_{sequence}")))
             row = cursor.fetchone()

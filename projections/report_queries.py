@@ -79,9 +79,8 @@ def _sql(report: Report, where: str, *, after: bool, limit: bool) -> str:
     keys = ", ".join(f"r.{key}" for key in report.keys)
     marks = ", ".join(f"%(_after{n})s" for n in range(len(report.keys)))
     keyset = f" WHERE ({keys}) > ({marks})" if after else ""
-    return (
-        f"SELECT * FROM ({report.select.format(where=where)}) r{keyset} ORDER BY {keys}"
-        + (" LIMIT %(_limit)s" if limit else "")
+    return f"SELECT * FROM ({report.select.format(where=where)}) r{keyset} ORDER BY {keys}" + (
+        " LIMIT %(_limit)s" if limit else ""
     )
 
 

@@ -125,7 +125,7 @@ SALES_BY_CUSTOMER = Report(
 
 TOP_PRODUCTS = Report(
     name="top-products",
-    select="SELECT row_number() OVER (ORDER BY revenue DESC, units DESC, \"productId\")"
+    select='SELECT row_number() OVER (ORDER BY revenue DESC, units DESC, "productId")'
     f' AS rank, *, row_number() OVER (ORDER BY revenue DESC, units DESC, "productId") AS _k1'
     f" FROM ({_BY_PRODUCT}) x",
     columns=("rank", "productId", "sku", "name", *_SALES_COLUMNS),

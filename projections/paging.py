@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
 from domain.errors import InvalidValue
 
@@ -88,3 +90,18 @@ def next_cursor(page: Page, sort: str, rows: list[dict[str, Any]], key: str) -> 
 def contains_pattern(text: str) -> str:
     """An ILIKE pattern matching `text` anywhere, its wildcards taken literally."""
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def newest_rows(
+    connection: AsyncConnection[Any], table: str, equal: dict[str, Any], limit: int
+) -> list[dict[str, Any]]:
+    """Rows of `table` (a name of ours, never input) whose columns equal the given values
+    (None means any), newest first."""
+    wanted = {column: value for column, value in equal.items() if value is not None}
+    where = " AND ".join([f"{column} = %s" for column in wanted] or ["TRUE"])
+    async with connection.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(
+            f"SELECT * FROM {table} WHERE {where} ORDER BY created_at DESC, id LIMIT %s",
+            [*wanted.values(), limit],
+        )
+        return await cursor.fetchall()

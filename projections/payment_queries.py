@@ -8,9 +8,9 @@ from uuid import UUID
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 
 from domain.values import Money
+from projections.paging import newest_rows
 
 
 class RefundView(msgspec.Struct, rename="camel", frozen=True):
@@ -72,22 +72,10 @@ async def list_payments(
     connection: AsyncConnection[Any], *, order_id: UUID | None, status: str | None, limit: int
 ) -> list[PaymentView]:
     """Payments, newest first, filtered by order and status."""
-    clauses: list[str] = ["TRUE"]
-    params: list[Any] = []
-    if order_id is not None:
-        clauses.append("order_id = %s")
-        params.append(order_id)
-    if status is not None:
-        clauses.append("status = %s")
-        params.append(status)
-    params.append(limit)
-    async with connection.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(
-            f"SELECT * FROM payments WHERE {' AND '.join(clauses)}"
-            " ORDER BY created_at DESC, id LIMIT %s",
-            params,
-        )
-        return [_view(row) for row in await cursor.fetchall()]
+    rows = await newest_rows(
+        connection, "payments", {"order_id": order_id, "status": status}, limit
+    )
+    return [_view(row) for row in rows]
 
 
 class ReconciliationRow(msgspec.Struct, rename="camel", frozen=True):

@@ -8,7 +8,8 @@ from uuid import UUID
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+
+from projections.paging import newest_rows
 
 
 class ReturnItemView(msgspec.Struct, rename="camel", frozen=True):
@@ -67,22 +68,8 @@ async def list_returns(
     connection: AsyncConnection[Any], *, order_id: UUID | None, status: str | None, limit: int
 ) -> list[ReturnView]:
     """Returns, newest first."""
-    clauses: list[str] = ["TRUE"]
-    params: list[Any] = []
-    if order_id is not None:
-        clauses.append("order_id = %s")
-        params.append(order_id)
-    if status is not None:
-        clauses.append("status = %s")
-        params.append(status)
-    params.append(limit)
-    async with connection.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(
-            f"SELECT * FROM returns WHERE {' AND '.join(clauses)}"
-            " ORDER BY created_at DESC, id LIMIT %s",
-            params,
-        )
-        return [_view(row) for row in await cursor.fetchall()]
+    rows = await newest_rows(connection, "returns", {"order_id": order_id, "status": status}, limit)
+    return [_view(row) for row in rows]
 
 
 class ReturnRate(msgspec.Struct, rename="camel", frozen=True):

@@ -11,8 +11,8 @@ from application.context import CommandContext
 from application.store import EventStore, Outcome, UnitOfWork
 from application.stripe import IntentState, ProviderNotConfigured, StripeGateway
 from domain.errors import Conflict, InvalidValue, NotFound
-from domain.orders import Order, payment_status_for
-from domain.payments import Payment
+from domain.orders import Order
+from domain.payments import Payment, amount_due, settle
 from domain.values import Money
 
 
@@ -41,12 +41,8 @@ def _payments(unit: UnitOfWork, order: Order) -> list[Payment]:
 
 
 def outstanding(unit: UnitOfWork, order: Order) -> Money:
-    """What the order still needs: its total less credit and what active payments cover."""
-    covered = 0
-    for payment in _payments(unit, order):
-        if payment.active:
-            covered += payment.net.amount if payment.captured.amount else payment.amount.amount
-    return Money(max(order.total.amount - order.credit.amount - covered, 0), order.currency)
+    """What the order still needs, given its payments."""
+    return amount_due(order, _payments(unit, order))
 
 
 def _gateway(provider: str, stripe: StripeGateway | None) -> StripeGateway:
@@ -283,13 +279,7 @@ def settle_order_payment_status(
 
     def decide(unit: UnitOfWork) -> Order:
         order = unit.get(Order, order_id)
-        payments = [p for p in _payments(unit, order) if p.captured.amount]
-        paid = Money(sum(p.captured.amount for p in payments), order.currency)
-        refunded = Money(sum(p.refunded.amount for p in payments), order.currency)
-        status = payment_status_for(order.total, paid, refunded)
-        order.record_payment_status(status)
-        if status == "paid" and order.status == "pending":
-            order.confirm()
+        settle(order, _payments(unit, order))
         return order
 
     return store.execute(context, decide)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
@@ -9,6 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, IllegalTransition, InvalidValue
+from domain.orders import Order, payment_status_for
 from domain.values import Money, required_text
 
 PaymentStatus = Literal[
@@ -283,3 +285,24 @@ class Payment(Aggregate):
     def _check_currency(self, amount: Money) -> None:
         if amount.currency != self.amount.currency:
             raise InvalidValue("currency", f"the payment is in {self.amount.currency}")
+
+
+def amount_due(order: Order, payments: Iterable[Payment]) -> Money:
+    """What an order still needs: its total less credit and what its active payments cover."""
+    covered = 0
+    for payment in payments:
+        if payment.active:
+            covered += payment.net.amount if payment.captured.amount else payment.amount.amount
+    return Money(max(order.total.amount - order.credit.amount - covered, 0), order.currency)
+
+
+def settle(order: Order, payments: Iterable[Payment]) -> None:
+    """Record the order's payment status from what its payments captured and refunded; a
+    pending order that is now paid is confirmed."""
+    captured = [p for p in payments if p.captured.amount]
+    paid = Money(sum(p.captured.amount for p in captured), order.currency)
+    refunded = Money(sum(p.refunded.amount for p in captured), order.currency)
+    status = payment_status_for(order.total, paid, refunded)
+    order.record_payment_status(status)
+    if status == "paid" and order.status == "pending":
+        order.confirm()

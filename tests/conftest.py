@@ -209,3 +209,23 @@ def role_headers(api_url: str, store: EventStore) -> dict[str, dict[str, str]]:
         create_user(store, CommandContext.system("test"), command)
         headers[role] = login(api_url, email, TEST_PASSWORD)
     return headers
+
+
+@pytest.fixture
+def isolated(servers: ServiceUrls, tmp_path: Path) -> Iterator[tuple[Settings, EventStore]]:
+    """A fresh migrated database and a NATS server of its own (streams are per server), for
+    tests that run their own relay and projector processes."""
+    with EmbeddedServices(tmp_path, postgres=False, redis=False) as own:
+        settings = Settings(
+            database_url=fresh_database(servers.database_url),
+            nats_url=own.nats_url,
+            redis_url=servers.redis_url,
+            jwt_secret="unused-in-these-tests",
+            log_level="WARNING",
+        )
+        store = EventStore.connect(settings)
+        migrate(store, settings.database_url)
+        try:
+            yield settings, store
+        finally:
+            store.close()

@@ -5,13 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import nats
 import psycopg
-import pytest
-from conftest import fresh_database
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 from nats.aio.client import Client as NatsClient
@@ -24,27 +20,6 @@ from application.settings import Settings
 from application.store import EventStore
 from domain.catalogue import Product
 from domain.values import Money
-from workers.embedded import EmbeddedServices, ServiceUrls
-from workers.migrate import migrate
-
-
-@pytest.fixture
-def isolated(servers: ServiceUrls, tmp_path: Path) -> Iterator[tuple[Settings, EventStore]]:
-    """A fresh database and a NATS server of its own."""
-    with EmbeddedServices(tmp_path, postgres=False, redis=False) as own:
-        settings = Settings(
-            database_url=fresh_database(servers.database_url),
-            nats_url=own.nats_url,
-            redis_url=servers.redis_url,
-            jwt_secret="unused",
-            log_level="WARNING",
-        )
-        store = EventStore.connect(settings)
-        migrate(store, settings.database_url)
-        try:
-            yield settings, store
-        finally:
-            store.close()
 
 
 def _group_row(url: str) -> tuple[str, int | None, str | None, int]:

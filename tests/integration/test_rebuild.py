@@ -10,9 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -28,30 +26,11 @@ from application.store import EventStore
 from projections.base import ProjectionGroup
 from projections.registry import projection_groups
 from projections.schemas import search_path_option
-from workers.embedded import EmbeddedServices, ServiceUrls
+from workers.embedded import ServiceUrls
 from workers.migrate import group_ddl, migrate
 from workers.rebuild import Rebuild
 
 WATCHED = ("products", "locations", "customers", "stock_moves", "orders", "order_timeline")
-
-
-@pytest.fixture
-def isolated(servers: ServiceUrls, tmp_path: Path) -> Iterator[tuple[Settings, EventStore]]:
-    """A fresh database and a NATS server of its own (streams are per server)."""
-    with EmbeddedServices(tmp_path, postgres=False, redis=False) as own:
-        settings = Settings(
-            database_url=fresh_database(servers.database_url),
-            nats_url=own.nats_url,
-            redis_url=servers.redis_url,
-            jwt_secret="unused-in-this-test",
-            log_level="WARNING",
-        )
-        store = EventStore.connect(settings)
-        migrate(store, settings.database_url)
-        try:
-            yield settings, store
-        finally:
-            store.close()
 
 
 def live_position(url: str) -> int:

@@ -7,14 +7,10 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from uuid import UUID
 
 import nats
 import psycopg
-import pytest
-from conftest import fresh_database
 from support import PmsProcess
 
 from application.catalogue import CreateProduct, create_product
@@ -26,27 +22,6 @@ from application.store import EventStore
 from domain.errors import InsufficientStock
 from domain.inventory import StockItem
 from domain.values import Money
-from workers.embedded import EmbeddedServices, ServiceUrls
-from workers.migrate import migrate
-
-
-@pytest.fixture
-def isolated(servers: ServiceUrls, tmp_path: Path) -> Iterator[tuple[Settings, EventStore]]:
-    """A fresh database and a NATS server of its own (streams are per server)."""
-    with EmbeddedServices(tmp_path, postgres=False, redis=False) as own:
-        settings = Settings(
-            database_url=fresh_database(servers.database_url),
-            nats_url=own.nats_url,
-            redis_url=servers.redis_url,
-            jwt_secret="unused-in-this-test",
-            log_level="WARNING",
-        )
-        store = EventStore.connect(settings)
-        migrate(store, settings.database_url)
-        try:
-            yield settings, store
-        finally:
-            store.close()
 
 
 def _commands(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
 
 from domain.catalogue import Product
 from domain.inventory import StockItem
-from projections.base import Change, EventInfo
+from projections.base import Change, EventInfo, Stamped
+from projections.movements import movement_of
+from projections.unnest import columns
 
 DDL = """
 CREATE TABLE IF NOT EXISTS low_stock_state (
@@ -34,46 +38,100 @@ class LowStockAlertsProjection:
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
     ) -> list[Change]:
         """Alert when the product becomes low; forget the alert once it recovers."""
-        # A stock item names its product through its stock_levels row (one round trip).
-        product = (
-            "(SELECT product_id FROM stock_levels WHERE stock_item_id = %s)"
-            if isinstance(event, StockItem.Event)
-            else "%s"
-        )
+        if isinstance(event, StockItem.Event):
+            return await self.apply_batch(cursor, [(event, info)])
         await cursor.execute(
-            "SELECT p.id, p.sku, p.reorder_level, p.status,"
-            " COALESCE((SELECT sum(on_hand - reserved) FROM stock_levels s"
-            " WHERE s.product_id = p.id), 0),"
-            " COALESCE((SELECT low FROM low_stock_state WHERE product_id = p.id), false)"
-            f" FROM products p WHERE p.id = {product}",
+            _PRODUCTS.format(item="NULL", source="products p", where="p.id = %s"),
             (event.originator_id,),
         )
-        row = await cursor.fetchone()
-        if row is None:
-            return []
-        product_id, sku, level, status, available, was_low = row
-        is_low = level > 0 and available <= level and status != "archived"
-        if is_low == was_low:
-            return []
+        found = await cursor.fetchall()
+        return await self._follow(cursor, found, [(event, info, event.originator_id, 0)])
+
+    async def apply_batch(
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+    ) -> list[Change]:
+        """Follow each product's available units event by event from what they were before
+        the run (now minus the run's movements); alert at each fall to the reorder level."""
+        if not all(isinstance(event, StockItem.Event) for event, _ in events):
+            return [change for e, i in events for change in await self.apply(cursor, e, i)]
+        # A stock item names its product through its stock_levels row.
         await cursor.execute(
-            "INSERT INTO low_stock_state (product_id, low) VALUES (%s, %s)"
-            " ON CONFLICT (product_id) DO UPDATE SET low = EXCLUDED.low",
-            (product_id, is_low),
+            _PRODUCTS.format(
+                item="s.stock_item_id",
+                source="stock_levels s JOIN products p ON p.id = s.product_id",
+                where="s.stock_item_id = ANY(%s)",
+            ),
+            (list({event.originator_id for event, _ in events}),),
         )
-        # A new product has no stock yet: that is not news, so it starts low silently.
-        if not is_low or isinstance(event, Product.Created):
-            return []
-        return [
-            Change(
-                topic="alerts",
-                event="system_alert",
-                data={
-                    "type": "low_stock",
-                    "message": f"{sku}: {available} available, reorder level {level}",
-                    "productId": str(product_id),
-                    "sku": sku,
-                    "available": int(available),
-                    "reorderLevel": level,
-                },
+        found = await cursor.fetchall()
+        product_of = {row[0]: row[1] for row in found}
+        steps = []
+        for event, info in events:
+            product_id = product_of.get(event.originator_id)
+            if product_id is not None:
+                move = movement_of(event)
+                delta = move.on_hand - move.reserved if move else 0
+                steps.append((event, info, product_id, delta))
+        return await self._follow(cursor, found, steps)
+
+    async def _follow(
+        self,
+        cursor: AsyncCursor[Any],
+        found: Sequence[tuple[Any, ...]],
+        steps: Sequence[tuple[DomainEventProtocol[Any], EventInfo, UUID, int]],
+    ) -> list[Change]:
+        """Walk the steps (event, product, change of available) from the products' state
+        before them; store each product's new low flag and describe each fall."""
+        products = {row[1]: row[1:] for row in found}
+        available = {product_id: int(row[4]) for product_id, row in products.items()}
+        for _, _, product_id, delta in steps:
+            if product_id in available:
+                available[product_id] -= delta
+        low = {product_id: bool(row[5]) for product_id, row in products.items()}
+        flipped: dict[UUID, bool] = {}
+        changes: list[Change] = []
+        for event, info, product_id, delta in steps:
+            if product_id not in products:
+                continue
+            _, sku, level, status, _, _ = products[product_id]
+            available[product_id] += delta
+            is_low = level > 0 and available[product_id] <= level and status != "archived"
+            if is_low == low[product_id]:
+                continue
+            low[product_id] = flipped[product_id] = is_low
+            # A new product has no stock yet: that is not news, so it starts low silently.
+            if is_low and not isinstance(event, Product.Created):
+                changes.append(_low_stock(product_id, sku, available[product_id], level, info))
+        if flipped:
+            await cursor.execute(
+                "INSERT INTO low_stock_state (product_id, low)"
+                " SELECT * FROM unnest(%s::uuid[], %s::boolean[])"
+                " ON CONFLICT (product_id) DO UPDATE SET low = EXCLUDED.low",
+                columns(flipped.items()),
             )
-        ]
+        return changes
+
+
+_PRODUCTS = (
+    "SELECT {item}, p.id, p.sku, p.reorder_level, p.status,"
+    " COALESCE((SELECT sum(on_hand - reserved) FROM stock_levels t"
+    " WHERE t.product_id = p.id), 0),"
+    " COALESCE((SELECT low FROM low_stock_state WHERE product_id = p.id), false)"
+    " FROM {source} WHERE {where}"
+)
+
+
+def _low_stock(product_id: UUID, sku: str, available: int, level: int, info: EventInfo) -> Change:
+    return Change(
+        topic="alerts",
+        event="system_alert",
+        data={
+            "type": "low_stock",
+            "message": f"{sku}: {available} available, reorder level {level}",
+            "productId": str(product_id),
+            "sku": sku,
+            "available": available,
+            "reorderLevel": level,
+        },
+        position=info.position,
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
@@ -46,13 +47,35 @@ class Projection(Protocol):
     tables: tuple[str, ...]
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
-        """Whether `apply` has anything to do for this event."""
+        """Whether `apply` may have something to do for events of this event's type (the
+        answer must depend on the type alone: the group asks once per type)."""
         ...
 
     async def apply(
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
     ) -> list[Change]:
         """Change rows for one event inside the caller's transaction."""
+        ...
+
+
+Stamped = tuple[DomainEventProtocol[Any], EventInfo]
+"""An event with where it sits in the store."""
+
+
+@runtime_checkable
+class BatchProjection(Projection, Protocol):
+    """A projection that applies a run of consecutive events in a few set-based statements.
+
+    `apply_batch` must write the rows and return the changes that applying the events one by
+    one, in order, would (each change carrying its event's position); `apply` is the batch
+    of one. The group hands it runs of events that only batch projections handle, after the
+    earlier projections of the group have applied the same run.
+    """
+
+    async def apply_batch(
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+    ) -> list[Change]:
+        """Change rows for the events, in order, inside the caller's transaction."""
         ...
 
 
@@ -69,7 +92,26 @@ class ProjectionGroup:
     name: str
     projections: tuple[Projection, ...]
     schema: str = SCHEMA
+    _dispatch: dict[type, tuple[tuple[Projection, ...], bool]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def tables(self) -> tuple[str, ...]:
         """Every read-model table of the group, in projection order."""
         return tuple(table for projection in self.projections for table in projection.tables)
+
+    def handlers(self, event: DomainEventProtocol[Any]) -> tuple[Projection, ...]:
+        """The projections that handle the event, in group order."""
+        return self._dispatch_of(event)[0]
+
+    def in_runs(self, event: DomainEventProtocol[Any]) -> bool:
+        """Whether the event can join a run: handled, and only by batch projections."""
+        return self._dispatch_of(event)[1]
+
+    def _dispatch_of(self, event: DomainEventProtocol[Any]) -> tuple[tuple[Projection, ...], bool]:
+        found = self._dispatch.get(type(event))
+        if found is None:
+            handlers = tuple(p for p in self.projections if p.handles(event))
+            batched = bool(handlers) and all(isinstance(p, BatchProjection) for p in handlers)
+            found = self._dispatch[type(event)] = (handlers, batched)
+        return found

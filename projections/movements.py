@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from domain.inventory import StockItem
 
 
-@dataclass(frozen=True)
-class Movement:
-    """The effect of one stock item event."""
+class Movement(NamedTuple):
+    """The effect of one stock item event (a tuple: projections make millions of them)."""
 
     kind: str
     on_hand: int = 0
@@ -20,35 +19,46 @@ class Movement:
     document: str | None = None
 
 
+_MOVEMENTS: dict[type, Callable[[Any], Movement]] = {
+    StockItem.Received: lambda e: Movement("received", e.quantity, 0, 0, e.reason, e.document),
+    StockItem.Adjusted: lambda e: Movement("adjusted", e.quantity, 0, 0, e.reason, e.document),
+    StockItem.Reserved: lambda e: Movement(
+        "reserved", 0, e.quantity, e.backordered, "reserved", e.document
+    ),
+    StockItem.Released: lambda e: Movement(
+        "released", 0, -e.quantity, -e.backordered, e.reason, e.document
+    ),
+    StockItem.BackorderAllocated: lambda e: Movement(
+        "backorder_allocated", 0, e.quantity, -e.quantity, "backorder allocated", e.document
+    ),
+    StockItem.Issued: lambda e: Movement(
+        "issued", -e.quantity, -e.quantity, 0, e.reason, e.document
+    ),
+    StockItem.TransferredOut: lambda e: Movement(
+        "transferred_out", -e.quantity, 0, 0, "transfer", e.document
+    ),
+    StockItem.TransferredIn: lambda e: Movement(
+        "transferred_in", e.quantity, 0, 0, "transfer", e.document
+    ),
+    StockItem.Counted: lambda e: Movement(
+        "counted", e.quantity, 0, 0, "physical count", e.document
+    ),
+}
+
+MOVING_ON_HAND = frozenset(
+    {
+        StockItem.Received,
+        StockItem.Adjusted,
+        StockItem.Issued,
+        StockItem.TransferredOut,
+        StockItem.TransferredIn,
+        StockItem.Counted,
+    }
+)
+"""Event types that can change on hand units (a count may change none)."""
+
+
 def movement_of(event: Any) -> Movement | None:
     """The movement an event records, or None for events that move nothing."""
-    match event:
-        case StockItem.Received():
-            return Movement("received", on_hand=event.quantity, reason=event.reason,
-                            document=event.document)  # fmt: skip
-        case StockItem.Adjusted():
-            return Movement("adjusted", on_hand=event.quantity, reason=event.reason,
-                            document=event.document)  # fmt: skip
-        case StockItem.Reserved():
-            return Movement("reserved", reserved=event.quantity, backordered=event.backordered,
-                            reason="reserved", document=event.document)  # fmt: skip
-        case StockItem.Released():
-            return Movement("released", reserved=-event.quantity, backordered=-event.backordered,
-                            reason=event.reason, document=event.document)  # fmt: skip
-        case StockItem.BackorderAllocated():
-            return Movement("backorder_allocated", reserved=event.quantity,
-                            backordered=-event.quantity, reason="backorder allocated",
-                            document=event.document)  # fmt: skip
-        case StockItem.Issued():
-            return Movement("issued", on_hand=-event.quantity, reserved=-event.quantity,
-                            reason=event.reason, document=event.document)  # fmt: skip
-        case StockItem.TransferredOut():
-            return Movement("transferred_out", on_hand=-event.quantity, reason="transfer",
-                            document=event.document)  # fmt: skip
-        case StockItem.TransferredIn():
-            return Movement("transferred_in", on_hand=event.quantity, reason="transfer",
-                            document=event.document)  # fmt: skip
-        case StockItem.Counted():
-            return Movement("counted", on_hand=event.quantity, reason="physical count",
-                            document=event.document)  # fmt: skip
-    return None
+    make = _MOVEMENTS.get(type(event))
+    return None if make is None else make(event)

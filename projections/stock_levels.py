@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
 
 from domain.inventory import StockItem
-from projections.base import Change, EventInfo
+from projections.base import Change, EventInfo, Stamped
 from projections.movements import movement_of
+from projections.unnest import columns
 
 DDL = """
 CREATE TABLE IF NOT EXISTS stock_levels (
@@ -27,8 +32,6 @@ CREATE INDEX IF NOT EXISTS stock_levels_product ON stock_levels (product_id);
 CREATE INDEX IF NOT EXISTS stock_levels_location ON stock_levels (location_id);
 """
 
-_RETURNING = " RETURNING product_id, location_id, on_hand, reserved"
-
 
 class StockLevelsProjection:
     """One row per stock item; publishes `inventory_update` for every change."""
@@ -45,50 +48,106 @@ class StockLevelsProjection:
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
     ) -> list[Change]:
         """Open a row or move its counts, then describe the new state."""
-        if isinstance(event, StockItem.Opened):
+        return await self.apply_batch(cursor, [(event, info)])
+
+    async def apply_batch(
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+    ) -> list[Change]:
+        """Open the new rows, move each row once by the sum of its events' movements, and
+        describe the state after each event (the final one minus the movements after it)."""
+        opened = [(e, i) for e, i in events if isinstance(e, StockItem.Opened)]
+        if opened:
             await cursor.execute(
                 "INSERT INTO stock_levels (stock_item_id, product_id, location_id, on_hand,"
                 " reserved, backordered, version, updated_at)"
-                " VALUES (%s, %s, %s, 0, 0, 0, %s, %s)" + _RETURNING,
-                (
-                    event.originator_id,
-                    event.product_id,
-                    event.location_id,
-                    event.originator_version,
-                    info.timestamp,
+                " SELECT id, product_id, location_id, 0, 0, 0, version, at FROM unnest("
+                "%s::uuid[], %s::uuid[], %s::uuid[], %s::int[], %s::timestamptz[])"
+                " AS o(id, product_id, location_id, version, at)",
+                columns(
+                    (
+                        e.originator_id,
+                        e.product_id,
+                        e.location_id,
+                        e.originator_version,
+                        i.timestamp,
+                    )
+                    for e, i in opened
                 ),
             )
-        else:
+        moved: dict[UUID, Level] = {}
+        for event, info in events:
             move = movement_of(event)
-            if move is None:
-                return []
+            if move is not None:
+                level = moved.setdefault(event.originator_id, Level())
+                level.add(move.on_hand, move.reserved, move.backordered)
+                level.version, level.at = event.originator_version, info.timestamp
+        states: dict[UUID, tuple[UUID, UUID, int, int]] = {
+            e.originator_id: (e.product_id, e.location_id, 0, 0) for e, _ in opened
+        }
+        if moved:
             await cursor.execute(
-                "UPDATE stock_levels SET on_hand = on_hand + %s, reserved = reserved + %s,"
-                " backordered = backordered + %s, version = %s, updated_at = %s"
-                " WHERE stock_item_id = %s" + _RETURNING,
-                (
-                    move.on_hand,
-                    move.reserved,
-                    move.backordered,
-                    event.originator_version,
-                    info.timestamp,
-                    event.originator_id,
+                "UPDATE stock_levels s SET on_hand = s.on_hand + d.on_hand,"
+                " reserved = s.reserved + d.reserved, backordered = s.backordered + d.backordered,"
+                " version = d.version, updated_at = d.at FROM unnest(%s::uuid[], %s::bigint[],"
+                " %s::bigint[], %s::bigint[], %s::int[], %s::timestamptz[])"
+                " AS d(id, on_hand, reserved, backordered, version, at)"
+                " WHERE s.stock_item_id = d.id"
+                " RETURNING s.stock_item_id, s.product_id, s.location_id, s.on_hand, s.reserved",
+                columns(
+                    (item, m.on_hand, m.reserved, m.backordered, m.version, m.at)
+                    for item, m in moved.items()
                 ),
             )
-        row = await cursor.fetchone()
-        if row is None:
-            return []
-        product_id, location_id, on_hand, reserved = row
-        return [
-            Change(
-                topic=f"inventory.{product_id}",
-                event="inventory_update",
-                data={
-                    "productId": str(product_id),
-                    "locationId": str(location_id),
-                    "onHand": on_hand,
-                    "reserved": reserved,
-                    "available": on_hand - reserved,
-                },
-            )
-        ]
+            for item, product_id, location_id, on_hand, reserved in await cursor.fetchall():
+                states[item] = (product_id, location_id, on_hand, reserved)
+        changes: list[Change] = []
+        for event, info in reversed(events):
+            move = movement_of(event)
+            state = states.get(event.originator_id)
+            if state is None or (move is None and not isinstance(event, StockItem.Opened)):
+                continue
+            product_id, location_id, on_hand, reserved = state
+            changes.append(_update(product_id, location_id, on_hand, reserved, info.position))
+            if move is not None:
+                states[event.originator_id] = (
+                    product_id,
+                    location_id,
+                    on_hand - move.on_hand,
+                    reserved - move.reserved,
+                )
+        changes.reverse()
+        return changes
+
+
+@dataclass
+class Level:
+    """The sum of a run's movements of one stock item, and its last event."""
+
+    on_hand: int = 0
+    reserved: int = 0
+    backordered: int = 0
+    version: int = 0
+    at: datetime | None = None
+
+    def add(self, on_hand: int, reserved: int, backordered: int) -> None:
+        """Add one event's movement."""
+        self.on_hand += on_hand
+        self.reserved += reserved
+        self.backordered += backordered
+
+
+def _update(
+    product_id: UUID, location_id: UUID, on_hand: int, reserved: int, position: int
+) -> Change:
+    return Change(
+        topic=f"inventory.{product_id}",
+        event="inventory_update",
+        data={
+            "productId": str(product_id),
+            "locationId": str(location_id),
+            "onHand": on_hand,
+            "reserved": reserved,
+            "available": on_hand - reserved,
+        },
+        position=position,
+    )

@@ -12,14 +12,17 @@ stock's (the product's cost currency changed) revalues what is on hand at that r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
 
 from domain.inventory import StockItem
-from projections.base import Change, EventInfo
-from projections.movements import movement_of
+from projections.base import Change, EventInfo, Stamped
+from projections.movements import MOVING_ON_HAND, movement_of
+from projections.unnest import columns
 
 DDL = """
 CREATE TABLE IF NOT EXISTS product_costs (
@@ -32,7 +35,7 @@ CREATE TABLE IF NOT EXISTS product_costs (
 );
 """
 
-_NEUTRAL = (StockItem.TransferredOut, StockItem.TransferredIn)
+_MOVING = MOVING_ON_HAND - {StockItem.TransferredOut, StockItem.TransferredIn}
 
 
 def rounded_ratio(numerator: int, denominator: int) -> int:
@@ -68,42 +71,65 @@ class ProductCostsProjection:
     tables: tuple[str, ...] = ("product_costs",)
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
-        """Changes of on hand, except transfers."""
-        move = movement_of(event)
-        return move is not None and move.on_hand != 0 and not isinstance(event, _NEUTRAL)
+        """Changes of on hand, except transfers (a count that changes none changes nothing)."""
+        return type(event) in _MOVING
 
     async def apply(
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
     ) -> list[Change]:
         """Move the product's units and value."""
-        move = movement_of(event)
-        assert move is not None
+        return await self.apply_batch(cursor, [(event, info)])
+
+    async def apply_batch(
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+    ) -> list[Change]:
+        """Move each product's units and value event by event, then write each product once."""
         await cursor.execute(
-            "SELECT s.product_id, c.currency, c.units, c.value, c.unit_cost, p.cost_amount,"
-            " p.currency FROM stock_levels s LEFT JOIN product_costs c"
+            "SELECT s.stock_item_id, s.product_id, c.currency, c.units, c.value, c.unit_cost,"
+            " p.cost_amount, p.currency FROM stock_levels s LEFT JOIN product_costs c"
             " ON c.product_id = s.product_id LEFT JOIN products p ON p.id = s.product_id"
-            " WHERE s.stock_item_id = %s",
-            (event.originator_id,),
+            " WHERE s.stock_item_id = ANY(%s)",
+            (list({event.originator_id for event, _ in events}),),
         )
-        row = await cursor.fetchone()
-        if row is None:
-            return []
-        product_id, currency, units, value, unit_cost, catalogue_cost, catalogue_currency = row
-        if currency is None:  # the product's first stock: start from its catalogue cost
-            currency, units, value = catalogue_currency or "EUR", 0, 0
-            unit_cost = catalogue_cost or 0
-        receipt_cost = None
-        if isinstance(event, StockItem.Received):
-            receipt_cost = event.unit_cost.amount
-            if event.unit_cost.currency != currency:
-                currency, value = event.unit_cost.currency, units * receipt_cost
-        units, value, unit_cost = next_cost(units, value, unit_cost, move.on_hand, receipt_cost)
-        await cursor.execute(
-            "INSERT INTO product_costs (product_id, currency, units, value, unit_cost,"
-            " updated_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (product_id) DO UPDATE"
-            " SET currency = EXCLUDED.currency, units = EXCLUDED.units,"
-            " value = EXCLUDED.value, unit_cost = EXCLUDED.unit_cost,"
-            " updated_at = EXCLUDED.updated_at",
-            (product_id, currency, units, value, unit_cost, info.timestamp),
-        )
+        product_of: dict[UUID, UUID] = {}
+        costs: dict[UUID, list[Any]] = {}
+        for (
+            item,
+            product_id,
+            currency,
+            units,
+            value,
+            unit_cost,
+            cost,
+            cost_currency,
+        ) in await cursor.fetchall():
+            product_of[item] = product_id
+            if currency is None:  # the product's first stock: start from its catalogue cost
+                currency, units, value, unit_cost = cost_currency or "EUR", 0, 0, cost or 0
+            costs[product_id] = [currency, units, value, unit_cost, None]
+        for event, info in events:
+            product_id = product_of.get(event.originator_id)
+            move = movement_of(event)
+            if product_id is None or move is None or move.on_hand == 0:
+                continue
+            cost = costs[product_id]
+            currency, units, value, unit_cost, _ = cost
+            receipt_cost = None
+            if isinstance(event, StockItem.Received):
+                receipt_cost = event.unit_cost.amount
+                if event.unit_cost.currency != currency:
+                    currency, value = event.unit_cost.currency, units * receipt_cost
+            units, value, unit_cost = next_cost(units, value, unit_cost, move.on_hand, receipt_cost)
+            cost[:] = [currency, units, value, unit_cost, info.timestamp]
+        moved = [(product_id, *cost) for product_id, cost in costs.items() if cost[4] is not None]
+        if moved:
+            await cursor.execute(
+                "INSERT INTO product_costs (product_id, currency, units, value, unit_cost,"
+                " updated_at) SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[],"
+                " %s::bigint[], %s::bigint[], %s::timestamptz[]) ON CONFLICT (product_id)"
+                " DO UPDATE SET currency = EXCLUDED.currency, units = EXCLUDED.units,"
+                " value = EXCLUDED.value, unit_cost = EXCLUDED.unit_cost,"
+                " updated_at = EXCLUDED.updated_at",
+                columns(moved),
+            )
         return []

@@ -1,19 +1,25 @@
-"""A scratch schema with every table of the projection group, and events applied to it."""
+"""Scratch databases and schemas with every table of the projection group, and events applied
+to them."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
 
+import psycopg
+from conftest import fresh_database
 from psycopg import AsyncConnection, sql
 
+from application.settings import Settings
+from application.store import EventStore
 from projections.base import EventInfo
 from projections.registry import projection_groups
 from projections.schemas import search_path_option
-from workers.migrate import group_ddl
+from workers.embedded import ServiceUrls
+from workers.migrate import group_ddl, migrate
 
 Stamped = list[tuple[Any, datetime]]
 
@@ -46,3 +52,21 @@ async def project(connection: AsyncConnection[Any], events: Stamped) -> None:
             for projection in group.projections:
                 if projection.handles(event):
                     await projection.apply(cursor, event, info)
+
+
+@contextmanager
+def scratch_store(servers: ServiceUrls, base: Settings) -> Iterator[tuple[Settings, EventStore]]:
+    """A migrated database of its own, dropped afterwards."""
+    url = fresh_database(servers.database_url)
+    chosen = base.with_changes(database_url=url)
+    store = EventStore.connect(chosen)
+    try:
+        migrate(store, url)
+        yield chosen, store
+    finally:
+        store.close()
+        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        with psycopg.connect(servers.database_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(str(name)))
+            )

@@ -6,9 +6,12 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
+from typing import Any
 from uuid import UUID
 
 import psycopg
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import TupleRow
@@ -16,7 +19,15 @@ from psycopg.types.json import Jsonb
 
 from application.recorder import StoredNotification
 from application.store import EventStore
-from projections.base import SCHEMA, Change, EventInfo, ProjectionGroup
+from projections.base import (
+    SCHEMA,
+    BatchProjection,
+    Change,
+    EventInfo,
+    Projection,
+    ProjectionGroup,
+    Stamped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +159,20 @@ class GroupProjector:
             if row is None:
                 raise RuntimeError(f"projection group {self.group.name} has no position row")
             result = BatchResult(position=int(row[0]))
+            todo: list[StoredNotification] = []
             for incoming in batch:
                 notification = incoming.notification
                 if notification.id <= result.position:
                     result.skipped += 1
                     continue
                 if incoming.previous > result.position:
-                    await self._catch_up(cursor, incoming.previous, result)
-                await self._apply(cursor, notification, result)
+                    missing = await self._missing(result.position, incoming.previous)
+                    todo += missing
+                    result.caught_up += len(missing)
+                todo.append(notification)
                 result.applied += 1
+                result.position = notification.id
+            result.changes = await apply_notifications(self.group, self.mapper, cursor, todo)
             if result.applied or result.caught_up:
                 await cursor.execute(
                     "UPDATE projection_positions SET position = %s, event_at = now(),"
@@ -195,53 +211,109 @@ class GroupProjector:
         )
         await connection.commit()
 
-    async def _catch_up(
-        self, cursor: AsyncCursor[TupleRow], until: int, result: BatchResult
-    ) -> None:
-        """Apply what the transport did not deliver, read from the store, up to `until`."""
-        while result.position < until:
+    async def _missing(self, after: int, until: int) -> list[StoredNotification]:
+        """What the transport did not deliver, read from the store: after `after` up to
+        `until` (the position published before the next delivered event)."""
+        missing: list[StoredNotification] = []
+        while True:
             page = await asyncio.to_thread(
-                self.store.notifications, result.position, CATCH_UP_PAGE, stop=until
+                self.store.notifications, after, CATCH_UP_PAGE, stop=until
             )
-            for earlier in page:
-                await self._apply(cursor, earlier, result)
-                result.caught_up += 1
+            missing += page
             if len(page) < CATCH_UP_PAGE:
-                return
-
-    async def _apply(
-        self, cursor: AsyncCursor[TupleRow], notification: StoredNotification, result: BatchResult
-    ) -> None:
-        result.changes.extend(
-            await apply_notification(self.group, self.mapper, cursor, notification)
-        )
-        result.position = notification.id
+                return missing
+            after = page[-1].id
 
 
-async def apply_notification(
+Handled = tuple[DomainEventProtocol[Any], EventInfo, tuple[Projection, ...]]
+"""An event, where it sits, and the projections that handle it."""
+
+
+async def apply_notifications(
     group: ProjectionGroup,
     mapper: Mapper[UUID],
     cursor: AsyncCursor[TupleRow],
-    notification: StoredNotification,
+    notifications: Sequence[StoredNotification],
 ) -> list[Change]:
-    """Decode a stored event and apply it to each projection of `group` that handles it.
+    """Decode stored events and apply them, in order, to the projections of `group`.
 
-    Live batches and rebuilds both apply events through here, so they write the same rows.
+    Consecutive events that only batch projections handle (stock movements, say) go to each
+    of them as one run, projection after projection; any other event goes through every
+    projection that handles it before the next event. Both give the rows and changes of
+    applying the events one at a time. Live batches and rebuilds both apply events through
+    here, so they write the same rows.
     """
     changes: list[Change] = []
+    run: list[Handled] = []
+    for notification in notifications:
+        event, info = _decode(group, mapper, notification)
+        if group.in_runs(event):
+            run.append((event, info, group.handlers(event)))
+            continue
+        if run:
+            changes += await _apply_run(group, cursor, run)
+            run = []
+        changes += await _apply_one(group, cursor, event, info, group.handlers(event))
+    if run:
+        changes += await _apply_run(group, cursor, run)
+    return changes
+
+
+def _decode(
+    group: ProjectionGroup, mapper: Mapper[UUID], notification: StoredNotification
+) -> Stamped:
     try:
         event = mapper.to_domain_event(notification)
-        info = EventInfo(
-            position=notification.id,
-            timestamp=getattr(event, "timestamp"),  # noqa: B009 - not on the protocol
-            metadata=notification.metadata,
-        )
-        for projection in group.projections:
-            if projection.handles(event):
-                applied = await projection.apply(cursor, event, info)
-                changes.extend(replace(c, position=notification.id) for c in applied)
+        timestamp = getattr(event, "timestamp")  # noqa: B009 - not on the protocol
+    except Exception as error:
+        raise ProjectionFailed(group.name, notification.id, error) from error
+    return event, EventInfo(notification.id, timestamp, notification.metadata)
+
+
+async def _apply_one(
+    group: ProjectionGroup,
+    cursor: AsyncCursor[TupleRow],
+    event: DomainEventProtocol[Any],
+    info: EventInfo,
+    handlers: Sequence[Projection],
+) -> list[Change]:
+    changes: list[Change] = []
+    try:
+        for projection in handlers:
+            applied = await projection.apply(cursor, event, info)
+            changes.extend(replace(c, position=info.position) for c in applied)
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise  # the database, not the event: the process restarts and retries
     except Exception as error:
-        raise ProjectionFailed(group.name, notification.id, error) from error
+        raise ProjectionFailed(group.name, info.position, error) from error
     return changes
+
+
+async def _apply_run(
+    group: ProjectionGroup,
+    cursor: AsyncCursor[TupleRow],
+    run: Sequence[Handled],
+) -> list[Change]:
+    """Apply a run of events (with their handlers, all batch projections) projection after
+    projection; if that fails, apply them one by one to find the event that fails."""
+    if len(run) == 1:
+        return await _apply_one(group, cursor, *run[0])
+    changes: list[Change] = []
+    try:
+        async with cursor.connection.transaction():  # a savepoint
+            involved = {p for _, _, handlers in run for p in handlers}
+            for projection in group.projections:
+                if projection in involved:
+                    assert isinstance(projection, BatchProjection)
+                    events = [(e, i) for e, i, handlers in run if projection in handlers]
+                    changes += await projection.apply_batch(cursor, events)
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        raise
+    except Exception:
+        log.warning("a run of %d events failed; applying them one by one", len(run))
+        changes = []
+        for event, info, handlers in run:
+            changes += await _apply_one(group, cursor, event, info, handlers)
+        return changes
+    # Per event, in the group's order of projections (the sort is stable).
+    return sorted(changes, key=attrgetter("position"))

@@ -33,7 +33,7 @@ from projections.base import ProjectionGroup
 from projections.positions import REBUILD_LOCK, RebuildInProgress
 from projections.schemas import next_schema, old_schema, qualified_names, set_search_path
 from workers.migrate import group_ddl
-from workers.projector import GROUP_LOCK, TRACKING_DDL, ProjectionFailed, apply_notification
+from workers.projector import GROUP_LOCK, TRACKING_DDL, ProjectionFailed, apply_notifications
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +180,10 @@ class Rebuild:
         carried projections; before the switch they are applied to the rebuilt ones only.
         """
         mapper = self.store.app.mapper
+        served = len(page) if serving is None else sum(1 for n in page if n.id <= serving)
         async with conn.cursor() as cursor:
-            for notification in page:
-                live = serving is not None and notification.id > serving
-                group = self.group if live else self.rebuilt
-                await apply_notification(group, mapper, cursor, notification)
+            await apply_notifications(self.rebuilt, mapper, cursor, page[:served])
+            await apply_notifications(self.group, mapper, cursor, page[served:])
             await cursor.execute(
                 "UPDATE projection_positions SET position = %s,"
                 " rebuild_done = rebuild_done + %s, updated_at = now() WHERE group_name = %s",
@@ -321,8 +320,7 @@ class Rebuild:
             if not page:
                 return
             async with conn.cursor() as cursor:
-                for notification in page:
-                    await apply_notification(carried, mapper, cursor, notification)
+                await apply_notifications(carried, mapper, cursor, page)
             serving = page[-1].id
 
     async def _drop_old(self, conn: AsyncConnection[Any]) -> None:

@@ -4,17 +4,15 @@ wrote, event by event, for any history (generated through the real command handl
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from conftest import fresh_database
 from histories import Shop, steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
+from scratch import scratch_store
 
 from application.settings import Settings
 from application.store import EventStore
@@ -22,29 +20,10 @@ from projections.base import ProjectionGroup
 from projections.registry import projection_groups
 from projections.schemas import search_path_option
 from workers.embedded import ServiceUrls
-from workers.migrate import migrate
 from workers.projector import GroupProjector, Incoming
 from workers.rebuild import Rebuild
 
 Rows = dict[str, list[tuple[Any, ...]]]
-
-
-@contextmanager
-def scratch_store(servers: ServiceUrls, base: Settings) -> Iterator[tuple[Settings, EventStore]]:
-    """A migrated database of its own, dropped afterwards."""
-    url = fresh_database(servers.database_url)
-    chosen = base.with_changes(database_url=url)
-    store = EventStore.connect(chosen)
-    try:
-        migrate(store, url)
-        yield chosen, store
-    finally:
-        store.close()
-        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-        with psycopg.connect(servers.database_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(str(name)))
-            )
 
 
 async def project_live(

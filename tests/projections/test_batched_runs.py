@@ -1,0 +1,156 @@
+"""Runs of stock events applied set-based write the rows and announce the changes that applying
+the same events one at a time does, for any history (generated through the real commands)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+from histories import Shop, steps
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+from scratch import scratch_schema, scratch_store
+
+from application.recorder import StoredNotification, XidOrderedRecorder
+from application.settings import Settings
+from application.store import EventStore
+from domain.inventory import StockItem
+from projections.base import BatchProjection, Change
+from projections.registry import projection_groups
+from workers.embedded import ServiceUrls
+from workers.projector import ProjectionFailed, apply_notifications
+
+
+async def _apply(
+    connection: AsyncConnection[Any],
+    store: EventStore,
+    chunks: list[list[StoredNotification]],
+) -> list[Change]:
+    [group] = projection_groups()
+    changes: list[Change] = []
+    async with connection.cursor() as cursor:
+        for chunk in chunks:
+            changes += await apply_notifications(group, store.app.mapper, cursor, chunk)
+    await connection.commit()
+    return changes
+
+
+async def _rows(connection: AsyncConnection[Any]) -> dict[str, list[str]]:
+    [group] = projection_groups()
+    rows: dict[str, list[str]] = {}
+    async with connection.cursor(row_factory=dict_row) as cursor:
+        for table in group.tables():
+            await cursor.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
+            rows[table] = sorted(repr(sorted(row.items())) for row in await cursor.fetchall())
+    return rows
+
+
+def _longest_stock_run(store: EventStore) -> int:
+    longest = current = 0
+    for notification in store.iter_notifications(0):
+        event = store.app.mapper.to_domain_event(notification)
+        current = current + 1 if isinstance(event, StockItem.Event) else 0
+        longest = max(longest, current)
+    return longest
+
+
+RUN = [("receive", 0, 0, 3), ("adjust", 0, 0, 2), ("count", 0, 0, 1), ("adjust", 0, 0, 9)]
+"""Stock steps that make sure every history has a run of stock events."""
+
+
+def test_the_stock_projections_apply_runs_of_events() -> None:
+    [group] = projection_groups()
+    batched = {p.name for p in group.projections if isinstance(p, BatchProjection)}
+    assert batched == {"stock_levels", "stock_ledger", "low_stock_alerts", "product_costs"}
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(history=st.lists(steps, min_size=30, max_size=80))
+async def test_a_run_applied_at_once_equals_its_events_applied_one_by_one(
+    servers: ServiceUrls, settings: Settings, history: list[Any]
+) -> None:
+    with scratch_store(servers, settings) as (chosen, store):
+        shop = Shop(store)
+        shop.seed()
+        for step in [*RUN, *history]:
+            shop.run(step)
+        notifications = list(store.iter_notifications(0))
+        async with (
+            scratch_schema(chosen.database_url) as at_once,
+            scratch_schema(chosen.database_url) as one_by_one,
+        ):
+            together = await _apply(at_once, store, [notifications])
+            alone = await _apply(one_by_one, store, [[n] for n in notifications])
+            assert together == alone
+            assert await _rows(at_once) == await _rows(one_by_one)
+        assert _longest_stock_run(store) >= len(RUN)
+
+
+async def test_a_run_that_crosses_the_reorder_level_twice_announces_both_falls(
+    servers: ServiceUrls, settings: Settings
+) -> None:
+    """Within one run stock falls to the reorder level, recovers and falls again: two alerts,
+    each at its own event with the units available then, as applying one by one gives."""
+    with scratch_store(servers, settings) as (chosen, store):
+        shop = Shop(store)
+        shop.seed()  # a product with reorder level 1, a location
+        for quantity in (3, -2, 3, -3):  # available 3, 1 (low), 4, 1 (low again)
+            shop.run(("adjust", 0, 0, quantity + 5))
+        notifications = list(store.iter_notifications(0))
+        events = [store.app.mapper.to_domain_event(n) for n in notifications]
+        adjusted = [n.id for n, e in zip(notifications, events, strict=True)
+                    if isinstance(e, StockItem.Adjusted)]  # fmt: skip
+        assert len(adjusted) == 4
+        assert _longest_stock_run(store) == 5  # opened + four adjustments
+        async with scratch_schema(chosen.database_url) as connection:
+            changes = await _apply(connection, store, [notifications])
+            cursor = await connection.execute("SELECT low FROM low_stock_state")
+            assert await cursor.fetchall() == [(True,)]
+    alerts = [c for c in changes if c.topic == "alerts"]
+    assert [(a.position, a.data["available"]) for a in alerts] == [
+        (adjusted[1], 1),
+        (adjusted[3], 1),
+    ]
+    updates = [c.data["available"] for c in changes if c.event == "inventory_update"]
+    assert updates == [0, 3, 1, 4, 1]
+
+
+async def test_a_poison_event_in_a_run_stops_the_group_at_that_event(
+    servers: ServiceUrls, settings: Settings
+) -> None:
+    with scratch_store(servers, settings) as (chosen, store):
+        shop = Shop(store)
+        shop.seed()
+        for quantity in (3, 2):
+            shop.run(("adjust", 0, 0, quantity + 5))
+        last = list(store.iter_notifications(0))[-1]
+        state = json.loads(last.state)
+        state["quantity"] = "three"  # decodes, but no projection can add it up
+        recorder = store.app.recorder
+        assert isinstance(recorder, XidOrderedRecorder)
+        [poison] = recorder.insert_events(
+            [
+                StoredEvent(
+                    originator_id=last.originator_id,
+                    originator_version=last.originator_version + 1,
+                    topic=last.topic,
+                    state=json.dumps(state).encode(),
+                )
+            ],
+            metadata={"actor": "system:test"},
+        ) or [0]
+        notifications = list(store.iter_notifications(0))
+        assert _longest_stock_run(store) == 4
+        async with scratch_schema(chosen.database_url) as connection:
+            with pytest.raises(ProjectionFailed) as failed:
+                await _apply(connection, store, [notifications])
+    assert failed.value.position == poison
+    assert "TypeError" in failed.value.error

@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 from psycopg.types.json import Jsonb
 
@@ -265,19 +266,22 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
         clauses.append(b" ORDER BY notification_id LIMIT %s")
         params.append(limit)
         statement = b"".join(clauses)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        # Tuple rows: pages of thousands are read while projections are rebuilt.
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, params, prepare=True)
             return [
                 StoredNotification(
-                    id=row["notification_id"],
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                    metadata=row["metadata"],
-                    transaction_id=row["transaction_id"],
+                    id=position,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=bytes(state),
+                    metadata=metadata,
+                    transaction_id=transaction_id,
                 )
-                for row in curs.fetchall()
+                for position, transaction_id, originator_id, version, topic, state, metadata in (
+                    curs.fetchall()
+                )
             ]
 
     @_retried

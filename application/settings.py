@@ -75,6 +75,7 @@ class Settings:
     rate_limit_per_minute: int = 100
     min_position_wait_seconds: float = 2.0
     db_pool_size: int = 10
+    aggregate_cache_size: int = 10_000  # aggregates kept per process between commands; 0: none
     command_retries: int = 5
     api_workers: int = 1
     stream_name: str = "PMS_EVENTS"
@@ -119,6 +120,9 @@ class Settings:
                 env, "PMS_MIN_POSITION_WAIT", defaults.min_position_wait_seconds
             ),
             db_pool_size=_int(env, "PMS_DB_POOL_SIZE", defaults.db_pool_size),
+            aggregate_cache_size=_int(
+                env, "PMS_AGGREGATE_CACHE", defaults.aggregate_cache_size
+            ),
             command_retries=_int(env, "PMS_COMMAND_RETRIES", defaults.command_retries),
             api_workers=_int(env, "PMS_API_WORKERS", defaults.api_workers),
             stream_name=env.get("PMS_STREAM_NAME", defaults.stream_name),
@@ -182,6 +186,7 @@ class Settings:
             "PMS_RATE_LIMIT": str(self.rate_limit_per_minute),
             "PMS_MIN_POSITION_WAIT": str(self.min_position_wait_seconds),
             "PMS_DB_POOL_SIZE": str(self.db_pool_size),
+            "PMS_AGGREGATE_CACHE": str(self.aggregate_cache_size),
             "PMS_COMMAND_RETRIES": str(self.command_retries),
             "PMS_API_WORKERS": str(self.api_workers),
             "PMS_STREAM_NAME": self.stream_name,

@@ -104,7 +104,17 @@ def application_env(settings: Settings) -> dict[str, str]:
     if settings.event_store not in recorder_topics:
         raise SettingsError(f"PMS_EVENT_STORE must be xid or stock, got {settings.event_store!r}")
     params = conninfo_to_dict(settings.database_url)
+    # Aggregates stay cached between commands; each load still reads the events stored
+    # since (fast-forward, under a per-aggregate lock) and hands the command a deep copy,
+    # so only the replay of older events is saved. A database restored to an earlier state
+    # needs the processes restarted.
+    cache = (
+        {"AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size)}
+        if settings.aggregate_cache_size > 0
+        else {}
+    )
     return {
+        **cache,
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": recorder_topics[settings.event_store],
         "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),

@@ -74,15 +74,15 @@ class StockLevelsProjection:
                     for e, i in opened
                 ),
             )
+        moves = [(e, i, movement_of(e)) for e, i in events]
         moved: dict[UUID, Level] = {}
-        for event, info in events:
-            move = movement_of(event)
+        for event, info, move in moves:
             if move is not None:
                 level = moved.setdefault(event.originator_id, Level())
                 level.add(move.on_hand, move.reserved, move.backordered)
                 level.version, level.at = event.originator_version, info.timestamp
-        states: dict[UUID, tuple[UUID, UUID, int, int]] = {
-            e.originator_id: (e.product_id, e.location_id, 0, 0) for e, _ in opened
+        states: dict[UUID, tuple[str, str, int, int]] = {
+            e.originator_id: (str(e.product_id), str(e.location_id), 0, 0) for e, _ in opened
         }
         if moved:
             await cursor.execute(
@@ -99,10 +99,9 @@ class StockLevelsProjection:
                 ),
             )
             for item, product_id, location_id, on_hand, reserved in await cursor.fetchall():
-                states[item] = (product_id, location_id, on_hand, reserved)
+                states[item] = (str(product_id), str(location_id), on_hand, reserved)
         changes: list[Change] = []
-        for event, info in reversed(events):
-            move = movement_of(event)
+        for event, info, move in reversed(moves):
             state = states.get(event.originator_id)
             if state is None or (move is None and not isinstance(event, StockItem.Opened)):
                 continue
@@ -137,14 +136,14 @@ class Level:
 
 
 def _update(
-    product_id: UUID, location_id: UUID, on_hand: int, reserved: int, position: int
+    product_id: str, location_id: str, on_hand: int, reserved: int, position: int
 ) -> Change:
     return Change(
         topic=f"inventory.{product_id}",
         event="inventory_update",
         data={
-            "productId": str(product_id),
-            "locationId": str(location_id),
+            "productId": product_id,
+            "locationId": location_id,
             "onHand": on_hand,
             "reserved": reserved,
             "available": on_hand - reserved,

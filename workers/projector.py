@@ -10,12 +10,12 @@ from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import psycopg
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import TupleRow
-from psycopg.types.json import Jsonb
 
 from application.recorder import StoredNotification
 from application.store import EventStore
@@ -32,6 +32,7 @@ from projections.base import (
 log = logging.getLogger(__name__)
 
 CATCH_UP_PAGE = 1000
+STORE_PAGE = 2000  # events per transaction when catching up from the store
 
 GROUP_LOCK = 724010
 """Advisory lock class of a group's batches (with hashtext(group)): a rebuild's switch takes it."""
@@ -75,6 +76,14 @@ END $$;
 """
 """Live changes waiting to be published: outside the groups' schemas, so a rebuild (which
 publishes nothing) neither copies nor loses them. Earlier versions kept it in `read`."""
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _json(data: dict[str, Any]) -> str:
+    """Change data as JSON text, for COPY into the jsonb column."""
+    return _encoder.encode(data).decode()
 
 
 class ProjectionFailed(Exception):
@@ -173,7 +182,7 @@ class GroupProjector:
                 result.applied += 1
                 result.position = notification.id
             result.changes = await apply_notifications(self.group, self.mapper, cursor, todo)
-            if result.applied or result.caught_up:
+            if todo:
                 await cursor.execute(
                     "UPDATE projection_positions SET position = %s, event_at = now(),"
                     " updated_at = now() WHERE group_name = %s",
@@ -182,15 +191,29 @@ class GroupProjector:
             if result.changes:
                 # Committed with the rows they describe, so a crash before publishing
                 # cannot lose them: the next start publishes what is left here.
-                await cursor.executemany(
-                    f"INSERT INTO {OUTBOX} (group_name, position, seq, topic,"
-                    " event, data) VALUES (%s, %s, %s, %s, %s, %s)",
-                    [
-                        (self.group.name, c.position, seq, c.topic, c.event, Jsonb(c.data))
-                        for seq, c in enumerate(result.changes)
-                    ],
-                )
+                async with cursor.copy(
+                    f"COPY {OUTBOX} (group_name, position, seq, topic, event, data) FROM STDIN"
+                ) as copy:
+                    for seq, c in enumerate(result.changes):
+                        await copy.write_row(
+                            (self.group.name, c.position, seq, c.topic, c.event, _json(c.data))
+                        )
         return result
+
+    async def position(self, connection: AsyncConnection[TupleRow]) -> int:
+        """The group's tracked position."""
+        cursor = await connection.execute(
+            "SELECT position FROM projection_positions WHERE group_name = %s", (self.group.name,)
+        )
+        row = await cursor.fetchone()
+        await connection.commit()
+        return int(row[0]) if row else 0
+
+    async def stored(self, after: int) -> list[Incoming]:
+        """A page of stored events after position `after`, as if delivered in order."""
+        page = await asyncio.to_thread(self.store.notifications, after, STORE_PAGE)
+        previous = [after, *(n.id for n in page)]
+        return [Incoming(n, p) for n, p in zip(page, previous, strict=False)]
 
     async def unpublished_changes(self, connection: AsyncConnection[TupleRow]) -> list[Change]:
         """Changes committed but not yet confirmed as published, oldest first."""

@@ -211,6 +211,9 @@ def rebuild_rate(settings: Settings, group: str, cap_seconds: float, logs: Path)
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
+            # Ctrl-C must reach it even when the bench runs in the background (nohup, `&`),
+            # where SIGINT is ignored and children would inherit that.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             process.wait(cap_seconds + 10.0)  # + start-up; the rebuild's own rate excludes it

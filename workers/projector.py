@@ -332,8 +332,8 @@ async def _apply_run(
                     changes += await projection.apply_batch(cursor, events)
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise
-    except Exception:
-        log.warning("a run of %d events failed; applying them one by one", len(run))
+    except Exception as error:
+        log.warning("a run of %d events failed (%r); applying them one by one", len(run), error)
         changes = []
         for event, info, handlers in run:
             changes += await _apply_one(group, cursor, event, info, handlers)

@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, sql
+from psycopg.pq import TransactionStatus
 
 from application.recorder import StoredNotification
 from application.store import EventStore
@@ -68,6 +69,13 @@ def fingerprint(group: ProjectionGroup) -> str:
     """Identifies the group's table definitions: a rebuild resumes only under the same ones."""
     text = TRACKING_DDL + "".join(f"{p.name}\n{p.ddl}" for p in group.projections)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def _unlock(conn: AsyncConnection[Any], lock: int, group: str) -> None:
+    """Release a session lock, unless Ctrl-C left a command running: then the connection is
+    closed on the way out, which releases the session's locks anyway."""
+    if conn.info.transaction_status == TransactionStatus.IDLE:
+        await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (lock, group))
 
 
 def _ident(name: str) -> sql.Identifier:
@@ -116,9 +124,7 @@ class Rebuild:
                 position = await self._build(conn, position)
                 position = await self._switch(conn, position)
             finally:
-                await conn.execute(
-                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (REBUILD_LOCK, self.group.name)
-                )
+                await _unlock(conn, REBUILD_LOCK, self.group.name)
             await self._drop_old(conn)
         return RebuildResult(self.group.name, self.done, time.monotonic() - started, position)
 
@@ -255,9 +261,7 @@ class Rebuild:
                     log.info("readers hold %s; switching again shortly", self.group.schema)
                     continue
             finally:
-                await conn.execute(
-                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
-                )
+                await _unlock(conn, GROUP_LOCK, self.group.name)
             self.progress(self.done, self.total)
             log.info("projection group %s switched at %d", self.group.name, position)
             return position

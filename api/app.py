@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Router
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Schema, SecurityScheme
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    logging.getLogger().setLevel(settings.log_level)  # also when handlers were set up before
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -116,6 +118,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_class=LimitedRequest,
         plugins=[StrictStructSchema()],
         request_max_body_size=settings.max_body_bytes,
+        # Litestar would otherwise set the root logger to INFO, whatever PMS_LOG_LEVEL says.
+        logging_config=LoggingConfig(configure_root_logger=False),
         cors_config=cors_config(settings),
         openapi_config=OpenAPIConfig(
             title="PMS",

@@ -75,7 +75,7 @@ class Settings:
     rate_limit_per_minute: int = 100
     min_position_wait_seconds: float = 2.0
     db_pool_size: int = 10
-    aggregate_cache_size: int = 10_000  # aggregates kept per process between commands; 0: none
+    aggregate_cache_size: int = 0  # aggregates kept per process between commands; 0: none
     command_retries: int = 5
     api_workers: int = 1
     stream_name: str = "PMS_EVENTS"

@@ -96,6 +96,13 @@ class ProjectionFailed(Exception):
         self.error = f"{type(error).__name__}: {error}"[:2000]
 
 
+class RunFailed(Exception):
+    """A run of events failed as a whole: apply them again one at a time to find out which."""
+
+    def __init__(self, group: str, first: int, last: int) -> None:
+        super().__init__(f"projection group {group}: the run {first}..{last} failed")
+
+
 @dataclass
 class Incoming:
     """An event delivered by the transport, with the position published before it."""
@@ -154,6 +161,15 @@ class GroupProjector:
         self, connection: AsyncConnection[TupleRow], batch: Sequence[Incoming]
     ) -> BatchResult:
         """Apply a batch of delivered events and commit; return the new position and changes."""
+        try:
+            return await self._apply_batch(connection, batch, runs=True)
+        except RunFailed as failed:
+            log.warning("%s; applying the batch again one event at a time", failed)
+            return await self._apply_batch(connection, batch, runs=False)
+
+    async def _apply_batch(
+        self, connection: AsyncConnection[TupleRow], batch: Sequence[Incoming], *, runs: bool
+    ) -> BatchResult:
         async with connection.transaction(), connection.cursor() as cursor:
             # First, before any table name is resolved: a rebuild switches the group's schema
             # while it holds this lock, so the whole batch sees one version of the tables.
@@ -181,7 +197,9 @@ class GroupProjector:
                 todo.append(notification)
                 result.applied += 1
                 result.position = notification.id
-            result.changes = await apply_notifications(self.group, self.mapper, cursor, todo)
+            result.changes = await apply_notifications(
+                self.group, self.mapper, cursor, todo, runs=runs
+            )
             if todo:
                 await cursor.execute(
                     "UPDATE projection_positions SET position = %s, event_at = now(),"
@@ -257,6 +275,8 @@ async def apply_notifications(
     mapper: Mapper[UUID],
     cursor: AsyncCursor[TupleRow],
     notifications: Sequence[StoredNotification],
+    *,
+    runs: bool = True,
 ) -> list[Change]:
     """Decode stored events and apply them, in order, to the projections of `group`.
 
@@ -265,12 +285,15 @@ async def apply_notifications(
     projection that handles it before the next event. Both give the rows and changes of
     applying the events one at a time. Live batches and rebuilds both apply events through
     here, so they write the same rows.
+
+    A run that fails raises RunFailed: the caller rolls the transaction back and applies the
+    same events again with `runs=False`, one at a time, which names the event that fails.
     """
     changes: list[Change] = []
     run: list[Handled] = []
     for notification in notifications:
         event, info = _decode(group, mapper, notification)
-        if group.in_runs(event):
+        if runs and group.in_runs(event):
             run.append((event, info, group.handlers(event)))
             continue
         if run:
@@ -318,25 +341,20 @@ async def _apply_run(
     run: Sequence[Handled],
 ) -> list[Change]:
     """Apply a run of events (with their handlers, all batch projections) projection after
-    projection; if that fails, apply them one by one to find the event that fails."""
+    projection."""
     if len(run) == 1:
         return await _apply_one(group, cursor, *run[0])
     changes: list[Change] = []
     try:
-        async with cursor.connection.transaction():  # a savepoint
-            involved = {p for _, _, handlers in run for p in handlers}
-            for projection in group.projections:
-                if projection in involved:
-                    assert isinstance(projection, BatchProjection)
-                    events = [(e, i) for e, i, handlers in run if projection in handlers]
-                    changes += await projection.apply_batch(cursor, events)
+        involved = {p for _, _, handlers in run for p in handlers}
+        for projection in group.projections:
+            if projection in involved:
+                assert isinstance(projection, BatchProjection)
+                events = [(e, i) for e, i, handlers in run if projection in handlers]
+                changes += await projection.apply_batch(cursor, events)
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise
     except Exception as error:
-        log.warning("a run of %d events failed (%r); applying them one by one", len(run), error)
-        changes = []
-        for event, info, handlers in run:
-            changes += await _apply_one(group, cursor, event, info, handlers)
-        return changes
+        raise RunFailed(group.name, run[0][1].position, run[-1][1].position) from error
     # Per event, in the group's order of projections (the sort is stable).
     return sorted(changes, key=attrgetter("position"))

@@ -20,8 +20,9 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -34,7 +35,13 @@ from projections.base import ProjectionGroup
 from projections.positions import REBUILD_LOCK, RebuildInProgress
 from projections.schemas import next_schema, old_schema, qualified_names, set_search_path
 from workers.migrate import group_ddl
-from workers.projector import GROUP_LOCK, TRACKING_DDL, ProjectionFailed, apply_notifications
+from workers.projector import (
+    GROUP_LOCK,
+    TRACKING_DDL,
+    ProjectionFailed,
+    RunFailed,
+    apply_notifications,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,7 @@ SWITCH_LOCK_TIMEOUT = "2s"  # how long a switch waits for readers in the middle 
 SWITCH_ATTEMPTS = 30
 
 Progress = Callable[[int, int], None]  # (events applied, events to apply)
+Work = Callable[[], Awaitable[int]]  # applies events and returns the new position
 
 
 class RebuildFailed(Exception):
@@ -108,6 +116,7 @@ class Rebuild:
         self.next = next_schema(group)
         self.done = 0
         self.total = 0
+        self.runs = True  # False while a failed run is applied again one event at a time
 
     async def run(self, *, restart: bool = False) -> RebuildResult:
         """Rebuild the group (resuming an interrupted rebuild unless `restart`)."""
@@ -177,6 +186,21 @@ class Rebuild:
     async def _read(self, after: int) -> Sequence[StoredNotification]:
         return await asyncio.to_thread(self.store.notifications, after, self.page)
 
+    async def _in_transaction(self, conn: AsyncConnection[Any], work: Work) -> int:
+        """Run `work` in a transaction; if a run of events fails, again with the events
+        applied one at a time (which names the event that fails)."""
+        try:
+            async with conn.transaction():
+                return await work()
+        except RunFailed as failed:
+            log.warning("%s; applying the events again one at a time", failed)
+            self.runs = False
+            try:
+                async with conn.transaction():
+                    return await work()
+            finally:
+                self.runs = True
+
     async def _apply_page(
         self, conn: AsyncConnection[Any], page: Sequence[StoredNotification], serving: int | None
     ) -> int:
@@ -188,8 +212,8 @@ class Rebuild:
         mapper = self.store.app.mapper
         served = len(page) if serving is None else sum(1 for n in page if n.id <= serving)
         async with conn.cursor() as cursor:
-            await apply_notifications(self.rebuilt, mapper, cursor, page[:served])
-            await apply_notifications(self.group, mapper, cursor, page[served:])
+            await apply_notifications(self.rebuilt, mapper, cursor, page[:served], runs=self.runs)
+            await apply_notifications(self.group, mapper, cursor, page[served:], runs=self.runs)
             await cursor.execute(
                 "UPDATE projection_positions SET position = %s,"
                 " rebuild_done = rebuild_done + %s, updated_at = now() WHERE group_name = %s",
@@ -211,8 +235,9 @@ class Rebuild:
                 # Read the next page while this one is applied.
                 pending = asyncio.ensure_future(self._read(page[-1].id))
                 try:
-                    async with conn.transaction():
-                        position = await self._apply_page(conn, page, None)
+                    position = await self._in_transaction(
+                        conn, partial(self._apply_page, conn, page, None)
+                    )
                 except ProjectionFailed as failure:
                     await self._failed(conn, failure)
                 self.progress(self.done, self.total)
@@ -250,8 +275,9 @@ class Rebuild:
             )
             try:
                 try:
-                    async with conn.transaction():
-                        position = await self._catch_up_last(conn, position)
+                    position = await self._in_transaction(
+                        conn, partial(self._catch_up_last, conn, position)
+                    )
                 except ProjectionFailed as failure:
                     await self._failed(conn, failure)
                 try:
@@ -324,7 +350,7 @@ class Rebuild:
             if not page:
                 return
             async with conn.cursor() as cursor:
-                await apply_notifications(carried, mapper, cursor, page)
+                await apply_notifications(carried, mapper, cursor, page, runs=self.runs)
             serving = page[-1].id
 
     async def _drop_old(self, conn: AsyncConnection[Any]) -> None:

@@ -22,7 +22,7 @@ from domain.inventory import StockItem
 from projections.base import BatchProjection, Change
 from projections.registry import projection_groups
 from workers.embedded import ServiceUrls
-from workers.projector import ProjectionFailed, apply_notifications
+from workers.projector import GroupProjector, ProjectionFailed, RunFailed, apply_notifications
 
 
 async def _apply(
@@ -150,7 +150,20 @@ async def test_a_poison_event_in_a_run_stops_the_group_at_that_event(
         notifications = list(store.iter_notifications(0))
         assert _longest_stock_run(store) == 4
         async with scratch_schema(chosen.database_url) as connection:
-            with pytest.raises(ProjectionFailed) as failed:
+            # As a run it fails as a whole; the caller rolls back and applies one at a time.
+            with pytest.raises(RunFailed):
                 await _apply(connection, store, [notifications])
-    assert failed.value.position == poison
+            await connection.rollback()
+            with pytest.raises(ProjectionFailed) as failed:
+                async with connection.cursor() as cursor:
+                    await apply_notifications(
+                        projection_groups()[0], store.app.mapper, cursor, notifications, runs=False
+                    )
+            await connection.rollback()
+            # The projector does both on its own, and stops at the poison event.
+            projector = GroupProjector(projection_groups()[0], store, store.app.mapper)
+            await projector.ensure_tracking(connection)
+            with pytest.raises(ProjectionFailed) as stopped:
+                await projector.apply_batch(connection, await projector.stored(0))
+    assert failed.value.position == stopped.value.position == poison
     assert "TypeError" in failed.value.error

@@ -120,9 +120,7 @@ class Settings:
                 env, "PMS_MIN_POSITION_WAIT", defaults.min_position_wait_seconds
             ),
             db_pool_size=_int(env, "PMS_DB_POOL_SIZE", defaults.db_pool_size),
-            aggregate_cache_size=_int(
-                env, "PMS_AGGREGATE_CACHE", defaults.aggregate_cache_size
-            ),
+            aggregate_cache_size=_int(env, "PMS_AGGREGATE_CACHE", defaults.aggregate_cache_size),
             command_retries=_int(env, "PMS_COMMAND_RETRIES", defaults.command_retries),
             api_workers=_int(env, "PMS_API_WORKERS", defaults.api_workers),
             stream_name=env.get("PMS_STREAM_NAME", defaults.stream_name),

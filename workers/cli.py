@@ -19,20 +19,10 @@ def _run_dev(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _run_api(settings: Settings, _: argparse.Namespace) -> int:
-    import uvicorn
+    from workers.api_server import serve
 
     settings.require_servers()
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.api_workers,
-        loop="uvloop",
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
-    return 0
+    return serve(settings)
 
 
 def _run_worker(settings: Settings, args: argparse.Namespace) -> int:

@@ -79,6 +79,22 @@ class BatchProjection(Projection, Protocol):
         ...
 
 
+class RunApplier:
+    """Base of batch projections whose `apply` is the run of one event."""
+
+    async def apply(
+        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
+    ) -> list[Change]:
+        """Change rows for one event: a run of one."""
+        return await self.apply_batch(cursor, [(event, info)])
+
+    async def apply_batch(
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+    ) -> list[Change]:
+        """Change rows for the events, in order (see BatchProjection)."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class ProjectionGroup:
     """Projections that share one consumer, one tracked position and one schema.

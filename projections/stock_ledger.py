@@ -11,7 +11,7 @@ from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
 
 from domain.inventory import StockItem
-from projections.base import Change, EventInfo, Stamped
+from projections.base import Change, RunApplier, Stamped
 from projections.movements import MOVING_ON_HAND, movement_of
 
 DDL = """
@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS stock_moves_at ON stock_moves (at);
 """
 
 
-class StockLedgerProjection:
+class StockLedgerProjection(RunApplier):
     """One row per on-hand movement; runs after StockLevelsProjection in the same group."""
 
     name = "stock_ledger"
@@ -46,12 +46,6 @@ class StockLedgerProjection:
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Stock item events that can change on hand (a count that changes none writes none)."""
         return type(event) in MOVING_ON_HAND
-
-    async def apply(
-        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
-    ) -> list[Change]:
-        """Append the movement with the balance the stock levels row now shows."""
-        return await self.apply_batch(cursor, [(event, info)])
 
     async def apply_batch(
         self, cursor: AsyncCursor[Any], events: Sequence[Stamped]

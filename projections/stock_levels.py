@@ -12,7 +12,7 @@ from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
 
 from domain.inventory import StockItem
-from projections.base import Change, EventInfo, Stamped
+from projections.base import Change, RunApplier, Stamped
 from projections.movements import movement_of
 from projections.unnest import columns
 
@@ -33,7 +33,7 @@ CREATE INDEX IF NOT EXISTS stock_levels_location ON stock_levels (location_id);
 """
 
 
-class StockLevelsProjection:
+class StockLevelsProjection(RunApplier):
     """One row per stock item; publishes `inventory_update` for every change."""
 
     name = "stock_levels"
@@ -43,12 +43,6 @@ class StockLevelsProjection:
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Stock item events."""
         return isinstance(event, StockItem.Event)
-
-    async def apply(
-        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
-    ) -> list[Change]:
-        """Open a row or move its counts, then describe the new state."""
-        return await self.apply_batch(cursor, [(event, info)])
 
     async def apply_batch(
         self, cursor: AsyncCursor[Any], events: Sequence[Stamped]

@@ -20,7 +20,7 @@ from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
 
 from domain.inventory import StockItem
-from projections.base import Change, EventInfo, Stamped
+from projections.base import Change, RunApplier, Stamped
 from projections.movements import MOVING_ON_HAND, movement_of
 from projections.unnest import columns
 
@@ -63,7 +63,7 @@ def next_cost(
     return units, value, rounded_ratio(value, units)
 
 
-class ProductCostsProjection:
+class ProductCostsProjection(RunApplier):
     """One row per stocked product; runs after StockLevelsProjection (it reads product ids)."""
 
     name = "product_costs"
@@ -73,12 +73,6 @@ class ProductCostsProjection:
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Changes of on hand, except transfers (a count that changes none changes nothing)."""
         return type(event) in _MOVING
-
-    async def apply(
-        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
-    ) -> list[Change]:
-        """Move the product's units and value."""
-        return await self.apply_batch(cursor, [(event, info)])
 
     async def apply_batch(
         self, cursor: AsyncCursor[Any], events: Sequence[Stamped]

@@ -51,7 +51,7 @@ SWITCH_LOCK_TIMEOUT = "2s"  # how long a switch waits for readers in the middle 
 SWITCH_ATTEMPTS = 30
 
 Progress = Callable[[int, int], None]  # (events applied, events to apply)
-Work = Callable[[], Awaitable[int]]  # applies events and returns the new position
+Work = Callable[[bool], Awaitable[int]]  # applies events (in runs or not), new position
 
 
 class RebuildFailed(Exception):
@@ -116,7 +116,6 @@ class Rebuild:
         self.next = next_schema(group)
         self.done = 0
         self.total = 0
-        self.runs = True  # False while a failed run is applied again one event at a time
 
     async def run(self, *, restart: bool = False) -> RebuildResult:
         """Rebuild the group (resuming an interrupted rebuild unless `restart`)."""
@@ -191,18 +190,18 @@ class Rebuild:
         applied one at a time (which names the event that fails)."""
         try:
             async with conn.transaction():
-                return await work()
+                return await work(True)
         except RunFailed as failed:
             log.warning("%s; applying the events again one at a time", failed)
-            self.runs = False
-            try:
-                async with conn.transaction():
-                    return await work()
-            finally:
-                self.runs = True
+            async with conn.transaction():
+                return await work(False)
 
     async def _apply_page(
-        self, conn: AsyncConnection[Any], page: Sequence[StoredNotification], serving: int | None
+        self,
+        conn: AsyncConnection[Any],
+        page: Sequence[StoredNotification],
+        serving: int | None,
+        runs: bool,
     ) -> int:
         """Apply a page and record the position, in the caller's transaction.
 
@@ -212,8 +211,8 @@ class Rebuild:
         mapper = self.store.app.mapper
         served = len(page) if serving is None else sum(1 for n in page if n.id <= serving)
         async with conn.cursor() as cursor:
-            await apply_notifications(self.rebuilt, mapper, cursor, page[:served], runs=self.runs)
-            await apply_notifications(self.group, mapper, cursor, page[served:], runs=self.runs)
+            await apply_notifications(self.rebuilt, mapper, cursor, page[:served], runs=runs)
+            await apply_notifications(self.group, mapper, cursor, page[served:], runs=runs)
             await cursor.execute(
                 "UPDATE projection_positions SET position = %s,"
                 " rebuild_done = rebuild_done + %s, updated_at = now() WHERE group_name = %s",
@@ -293,7 +292,7 @@ class Rebuild:
             return position
         raise RebuildFailed("readers kept the tables busy; run the rebuild again to resume")
 
-    async def _catch_up_last(self, conn: AsyncConnection[Any], position: int) -> int:
+    async def _catch_up_last(self, conn: AsyncConnection[Any], position: int, runs: bool) -> int:
         """Apply what was stored since, up to where the (waiting) live projector is at least."""
         cursor = await conn.execute(
             sql.SQL("SELECT position FROM {}.projection_positions WHERE group_name = %s").format(
@@ -303,9 +302,9 @@ class Rebuild:
         )
         row = await cursor.fetchone()
         serving = int(row[0]) if row else 0
-        await self._carry_up(conn, serving, position)
+        await self._carry_up(conn, serving, position, runs)
         while page := await self._read(position):
-            position = await self._apply_page(conn, page, serving)
+            position = await self._apply_page(conn, page, serving, runs)
             if len(page) < self.page:
                 break
         if position < serving:
@@ -339,7 +338,9 @@ class Rebuild:
         )
         await conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(_ident(self.next), live))
 
-    async def _carry_up(self, conn: AsyncConnection[Any], serving: int, position: int) -> None:
+    async def _carry_up(
+        self, conn: AsyncConnection[Any], serving: int, position: int, runs: bool
+    ) -> None:
         """Bring the carried tables from the live position up to the rebuilt one."""
         carried = replace(self.group, projections=self.carried)
         mapper = self.store.app.mapper
@@ -350,7 +351,7 @@ class Rebuild:
             if not page:
                 return
             async with conn.cursor() as cursor:
-                await apply_notifications(carried, mapper, cursor, page, runs=self.runs)
+                await apply_notifications(carried, mapper, cursor, page, runs=runs)
             serving = page[-1].id
 
     async def _drop_old(self, conn: AsyncConnection[Any]) -> None:

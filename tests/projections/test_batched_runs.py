@@ -23,6 +23,7 @@ from projections.base import BatchProjection, Change
 from projections.registry import projection_groups
 from workers.embedded import ServiceUrls
 from workers.projector import GroupProjector, ProjectionFailed, RunFailed, apply_notifications
+from workers.rebuild import Rebuild, RebuildFailed
 
 
 async def _apply(
@@ -165,5 +166,8 @@ async def test_a_poison_event_in_a_run_stops_the_group_at_that_event(
             await projector.ensure_tracking(connection)
             with pytest.raises(ProjectionFailed) as stopped:
                 await projector.apply_batch(connection, await projector.stored(0))
+        # So does a rebuild.
+        with pytest.raises(RebuildFailed, match=f"position {poison}"):
+            await Rebuild(projection_groups()[0], store, chosen.database_url).run()
     assert failed.value.position == stopped.value.position == poison
     assert "TypeError" in failed.value.error

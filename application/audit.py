@@ -21,7 +21,7 @@ from uuid import UUID
 
 import psycopg
 
-from application.recorder import HORIZON_SQL
+from application.recorder import page_below_horizon
 
 EVENTS_TABLE = "public.pms_events"
 SEALS_DDL = """
@@ -86,9 +86,11 @@ def seal_next(
         ).fetchone()
         number, after, previous = (last[0] + 1, last[1], bytes(last[2])) if last else (1, 0, b"")
         rows = connection.execute(
-            f"SELECT notification_id, originator_id, originator_version, event_hash"
-            f" FROM {EVENTS_TABLE} WHERE notification_id > %s AND notification_id < {HORIZON_SQL}"
-            " ORDER BY notification_id LIMIT %s",
+            page_below_horizon(
+                "notification_id, originator_id, originator_version, event_hash",
+                EVENTS_TABLE,
+                "notification_id > %s",
+            ),
             (after, limit),
         ).fetchall()
         if not rows:

@@ -12,7 +12,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 
-from application.recorder import HORIZON_SQL, XidOrderedRecorder
+from application.recorder import XidOrderedRecorder, page_below_horizon
 from application.store import EventStore
 from domain.errors import InvalidValue, NotFound
 
@@ -103,7 +103,7 @@ def global_log(store: EventStore, where: LogFilter) -> tuple[list[AuditEvent], i
         raise InvalidValue("limit", "must be between 1 and 1000")
     found: list[AuditEvent] = []
     after = where.after
-    clauses = [f"notification_id > %s AND notification_id < {HORIZON_SQL}"]
+    clauses = ["notification_id > %s"]
     extra: list[Any] = []
     if where.type:
         clauses.append("topic LIKE %s")
@@ -111,10 +111,7 @@ def global_log(store: EventStore, where: LogFilter) -> tuple[list[AuditEvent], i
     if where.actor:
         clauses.append("metadata->>'actor' = %s")
         extra.append(where.actor)
-    sql = (
-        f"SELECT {_COLUMNS} FROM public.pms_events WHERE {' AND '.join(clauses)}"
-        " ORDER BY notification_id LIMIT %s"
-    )
+    sql = page_below_horizon(_COLUMNS, "public.pms_events", " AND ".join(clauses))
     # Time bounds live inside the events, so pages are filtered after decoding.
     while len(found) < where.limit:
         page = _rows(store, sql, [after, *extra, where.limit])

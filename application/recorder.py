@@ -41,7 +41,26 @@ MAX_EVENTS_PER_SAVE = 2**ORDINAL_BITS - 1
 
 HORIZON_SQL = f"(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {ORDINAL_BITS})"
 """Positions below this are final. Every SQL reader by position must bound its read with it,
-in the same statement (so the same snapshot) as the read: ``notification_id < HORIZON_SQL``."""
+in the same statement (so the same snapshot) as the read: ``notification_id < HORIZON_SQL``;
+a reader of pages bounds the page instead (`page_below_horizon`)."""
+
+
+def page_below_horizon(columns: str, table: str, where: str) -> str:
+    """A page of events in position order, cut at the horizon; `where` may use parameters,
+    and a last one gives the page size.
+
+    The page is taken first and cut after: the planner cannot know the horizon, and with it in
+    the same WHERE as the lower bound it estimated a few rows and chose to read and sort
+    everything after that bound (seconds per page on a million events). Taking the page in
+    index order, then dropping its positions at or above the horizon, gives the same events:
+    those below the horizon come first.
+    """
+    return (
+        f"SELECT * FROM (SELECT {columns} FROM {table} WHERE {where}"
+        " ORDER BY notification_id LIMIT %s) AS page"
+        f" WHERE notification_id < {HORIZON_SQL} ORDER BY notification_id"
+    )
+
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -166,15 +185,11 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
             )
             .as_bytes(None)
         )
-        self.select_sql = (
-            SQL(
-                "SELECT notification_id, transaction_id::text::bigint AS transaction_id, "
-                "originator_id, originator_version, topic, state, metadata "
-                "FROM {table} WHERE notification_id < (SELECT {horizon})"
-            )
-            .format(table=table, horizon=SQL(HORIZON_SQL))
-            .as_bytes(None)
+        self.select_columns = (
+            "notification_id, transaction_id::text::bigint AS transaction_id, "
+            "originator_id, originator_version, topic, state, metadata"
         )
+        self.table_name = table.as_string(None)
         self.max_position_sql = (
             SQL(
                 "SELECT max(notification_id) AS max FROM {table} "
@@ -237,6 +252,30 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
         # whatever order RETURNING yields.
         return sorted(row["notification_id"] for row in curs.fetchall())
 
+    def page_statement(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        inclusive_of_start: bool = True,
+    ) -> tuple[bytes, list[Any]]:
+        """The statement and parameters `select_notifications` runs."""
+        clauses = ["TRUE"]
+        params: list[Any] = []
+        if start is not None:
+            clauses.append(f"notification_id {'>=' if inclusive_of_start else '>'} %s")
+            params.append(start)
+        if stop is not None:
+            clauses.append("notification_id <= %s")
+            params.append(stop)
+        if topics:
+            clauses.append("topic = ANY(%s)")
+            params.append(list(topics))
+        params.append(limit)
+        where = " AND ".join(clauses)
+        return page_below_horizon(self.select_columns, self.table_name, where).encode(), params
+
     @_retried
     def select_notifications(
         self,
@@ -248,24 +287,7 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
         inclusive_of_start: bool = True,
     ) -> Sequence[StoredNotification]:
         """Notifications in position order, below the horizon (base contract otherwise)."""
-        clauses = [self.select_sql]
-        params: list[Any] = []
-        if start is not None:
-            clauses.append(
-                b" AND notification_id >= %s"
-                if inclusive_of_start
-                else b" AND notification_id > %s"
-            )
-            params.append(start)
-        if stop is not None:
-            clauses.append(b" AND notification_id <= %s")
-            params.append(stop)
-        if topics:
-            clauses.append(b" AND topic = ANY(%s)")
-            params.append(list(topics))
-        clauses.append(b" ORDER BY notification_id LIMIT %s")
-        params.append(limit)
-        statement = b"".join(clauses)
+        statement, params = self.page_statement(start, limit, stop, topics, inclusive_of_start)
         # Tuple rows: pages of thousands are read while projections are rebuilt.
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, params, prepare=True)

@@ -48,7 +48,7 @@ class LowStockAlertsProjection:
         return await self._follow(cursor, found, [(event, info, event.originator_id, 0)])
 
     async def apply_batch(
-        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
         """Follow each product's available units event by event from what they were before
         the run (now minus the run's movements); alert at each fall to the reorder level."""

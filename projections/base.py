@@ -69,11 +69,12 @@ class BatchProjection(Projection, Protocol):
     `apply_batch` must write the rows and return the changes that applying the events one by
     one, in order, would (each change carrying its event's position); `apply` is the batch
     of one. The group hands it runs of events that only batch projections handle, after the
-    earlier projections of the group have applied the same run.
+    earlier projections of the group have applied the same run. With `announce` False nobody
+    publishes the changes (a rebuild): it may return none, the rows must be the same.
     """
 
     async def apply_batch(
-        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
         """Change rows for the events, in order, inside the caller's transaction."""
         ...
@@ -89,7 +90,7 @@ class RunApplier:
         return await self.apply_batch(cursor, [(event, info)])
 
     async def apply_batch(
-        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
         """Change rows for the events, in order (see BatchProjection)."""
         raise NotImplementedError

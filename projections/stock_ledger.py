@@ -48,7 +48,7 @@ class StockLedgerProjection(RunApplier):
         return type(event) in MOVING_ON_HAND
 
     async def apply_batch(
-        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
         """Append the movements in one statement; each balance is the row's on hand now minus
         the run's later movements of the same item."""

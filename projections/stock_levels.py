@@ -45,10 +45,11 @@ class StockLevelsProjection(RunApplier):
         return isinstance(event, StockItem.Event)
 
     async def apply_batch(
-        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
         """Open the new rows, move each row once by the sum of its events' movements, and
-        describe the state after each event (the final one minus the movements after it)."""
+        (when announced) describe the state after each event: the final one minus the
+        movements after it."""
         opened = [(e, i) for e, i in events if isinstance(e, StockItem.Opened)]
         if opened:
             await cursor.execute(
@@ -75,23 +76,20 @@ class StockLevelsProjection(RunApplier):
                 level = moved.setdefault(event.originator_id, Level())
                 level.add(move.on_hand, move.reserved, move.backordered)
                 level.version, level.at = event.originator_version, info.timestamp
-        states: dict[UUID, tuple[str, str, int, int]] = {
-            e.originator_id: (str(e.product_id), str(e.location_id), 0, 0) for e, _ in opened
-        }
         if moved:
             await cursor.execute(
-                "UPDATE stock_levels s SET on_hand = s.on_hand + d.on_hand,"
-                " reserved = s.reserved + d.reserved, backordered = s.backordered + d.backordered,"
-                " version = d.version, updated_at = d.at FROM unnest(%s::uuid[], %s::bigint[],"
-                " %s::bigint[], %s::bigint[], %s::int[], %s::timestamptz[])"
-                " AS d(id, on_hand, reserved, backordered, version, at)"
-                " WHERE s.stock_item_id = d.id"
-                " RETURNING s.stock_item_id, s.product_id, s.location_id, s.on_hand, s.reserved",
+                _MOVE + _RETURNING if announce else _MOVE,
                 columns(
                     (item, m.on_hand, m.reserved, m.backordered, m.version, m.at)
                     for item, m in moved.items()
                 ),
             )
+        if not announce:
+            return []
+        states: dict[UUID, tuple[str, str, int, int]] = {
+            e.originator_id: (str(e.product_id), str(e.location_id), 0, 0) for e, _ in opened
+        }
+        if moved:
             for item, product_id, location_id, on_hand, reserved in await cursor.fetchall():
                 states[item] = (str(product_id), str(location_id), on_hand, reserved)
         changes: list[Change] = []
@@ -110,6 +108,17 @@ class StockLevelsProjection(RunApplier):
                 )
         changes.reverse()
         return changes
+
+
+_MOVE = (
+    "UPDATE stock_levels s SET on_hand = s.on_hand + d.on_hand,"
+    " reserved = s.reserved + d.reserved, backordered = s.backordered + d.backordered,"
+    " version = d.version, updated_at = d.at FROM unnest(%s::uuid[], %s::bigint[],"
+    " %s::bigint[], %s::bigint[], %s::int[], %s::timestamptz[])"
+    " AS d(id, on_hand, reserved, backordered, version, at)"
+    " WHERE s.stock_item_id = d.id"
+)
+_RETURNING = " RETURNING s.stock_item_id, s.product_id, s.location_id, s.on_hand, s.reserved"
 
 
 @dataclass

@@ -75,7 +75,7 @@ class ProductCostsProjection(RunApplier):
         return type(event) in _MOVING
 
     async def apply_batch(
-        self, cursor: AsyncCursor[Any], events: Sequence[Stamped]
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
         """Move each product's units and value event by event, then write each product once."""
         await cursor.execute(

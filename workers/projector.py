@@ -278,30 +278,50 @@ async def apply_notifications(
     *,
     runs: bool = True,
 ) -> list[Change]:
-    """Decode stored events and apply them, in order, to the projections of `group`.
+    """Decode stored events and apply them, in order, to the projections of `group`."""
+    return await apply_events(group, cursor, decode(group, mapper, notifications), runs=runs)
+
+
+def decode(
+    group: ProjectionGroup, mapper: Mapper[UUID], notifications: Sequence[StoredNotification]
+) -> list[Stamped]:
+    """Stored events as domain events with where they sit; one that cannot be decoded stops
+    the group there (ProjectionFailed names its position)."""
+    return [_decode(group, mapper, notification) for notification in notifications]
+
+
+async def apply_events(
+    group: ProjectionGroup,
+    cursor: AsyncCursor[TupleRow],
+    events: Sequence[Stamped],
+    *,
+    runs: bool = True,
+    announce: bool = True,
+) -> list[Change]:
+    """Apply events, in order, to the projections of `group`.
 
     Consecutive events that only batch projections handle (stock movements, say) go to each
     of them as one run, projection after projection; any other event goes through every
     projection that handles it before the next event. Both give the rows and changes of
     applying the events one at a time. Live batches and rebuilds both apply events through
-    here, so they write the same rows.
+    here, so they write the same rows. With `announce` False (a rebuild publishes nothing)
+    batch projections may skip working out their changes.
 
     A run that fails raises RunFailed: the caller rolls the transaction back and applies the
     same events again with `runs=False`, one at a time, which names the event that fails.
     """
     changes: list[Change] = []
     run: list[Handled] = []
-    for notification in notifications:
-        event, info = _decode(group, mapper, notification)
+    for event, info in events:
         if runs and group.in_runs(event):
             run.append((event, info, group.handlers(event)))
             continue
         if run:
-            changes += await _apply_run(group, cursor, run)
+            changes += await _apply_run(group, cursor, run, announce)
             run = []
         changes += await _apply_one(group, cursor, event, info, group.handlers(event))
     if run:
-        changes += await _apply_run(group, cursor, run)
+        changes += await _apply_run(group, cursor, run, announce)
     return changes
 
 
@@ -339,6 +359,7 @@ async def _apply_run(
     group: ProjectionGroup,
     cursor: AsyncCursor[TupleRow],
     run: Sequence[Handled],
+    announce: bool,
 ) -> list[Change]:
     """Apply a run of events (with their handlers, all batch projections) projection after
     projection."""
@@ -351,7 +372,7 @@ async def _apply_run(
             if projection in involved:
                 assert isinstance(projection, BatchProjection)
                 events = [(e, i) for e, i, handlers in run if projection in handlers]
-                changes += await projection.apply_batch(cursor, events)
+                changes += await projection.apply_batch(cursor, events, announce=announce)
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise
     except Exception as error:

@@ -29,9 +29,8 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 
-from application.recorder import StoredNotification
 from application.store import EventStore
-from projections.base import ProjectionGroup
+from projections.base import ProjectionGroup, Stamped
 from projections.positions import REBUILD_LOCK, RebuildInProgress
 from projections.schemas import next_schema, old_schema, qualified_names, set_search_path
 from workers.migrate import group_ddl
@@ -40,7 +39,8 @@ from workers.projector import (
     TRACKING_DDL,
     ProjectionFailed,
     RunFailed,
-    apply_notifications,
+    apply_events,
+    decode,
 )
 
 log = logging.getLogger(__name__)
@@ -182,8 +182,13 @@ class Rebuild:
         row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
-    async def _read(self, after: int) -> Sequence[StoredNotification]:
-        return await asyncio.to_thread(self.store.notifications, after, self.page)
+    async def _read(self, after: int, *, stop: int | None = None) -> Sequence[Stamped]:
+        """The next page of events, decoded in a thread (beside the page being applied)."""
+        return await asyncio.to_thread(self._decoded, after, stop)
+
+    def _decoded(self, after: int, stop: int | None) -> Sequence[Stamped]:
+        page = self.store.notifications(after, self.page, stop=stop)
+        return decode(self.group, self.store.app.mapper, page)
 
     async def _in_transaction(self, conn: AsyncConnection[Any], work: Work) -> int:
         """Run `work` in a transaction; if a run of events fails, again with the events
@@ -199,7 +204,7 @@ class Rebuild:
     async def _apply_page(
         self,
         conn: AsyncConnection[Any],
-        page: Sequence[StoredNotification],
+        page: Sequence[Stamped],
         serving: int | None,
         runs: bool,
     ) -> int:
@@ -207,20 +212,21 @@ class Rebuild:
 
         Events after `serving` (the live position, while the projector waits) also go to the
         carried projections; before the switch they are applied to the rebuilt ones only.
+        Nothing is published, so no changes are worked out.
         """
-        mapper = self.store.app.mapper
-        served = len(page) if serving is None else sum(1 for n in page if n.id <= serving)
+        served = len(page) if serving is None else sum(1 for _, i in page if i.position <= serving)
+        position = page[-1][1].position
         async with conn.cursor() as cursor:
-            await apply_notifications(self.rebuilt, mapper, cursor, page[:served], runs=runs)
-            await apply_notifications(self.group, mapper, cursor, page[served:], runs=runs)
+            await apply_events(self.rebuilt, cursor, page[:served], runs=runs, announce=False)
+            await apply_events(self.group, cursor, page[served:], runs=runs, announce=False)
             await cursor.execute(
                 "UPDATE projection_positions SET position = %s,"
                 " rebuild_done = rebuild_done + %s, updated_at = now() WHERE group_name = %s",
-                (page[-1].id, len(page), self.group.name),
+                (position, len(page), self.group.name),
             )
         self.done += len(page)
         self.total = max(self.total, self.done)
-        return page[-1].id
+        return position
 
     async def _build(self, conn: AsyncConnection[Any], position: int) -> int:
         """Apply stored events page by page until a page comes back short (near the head)."""
@@ -228,12 +234,12 @@ class Rebuild:
         pending = asyncio.ensure_future(self._read(position))
         try:
             while True:
-                page = await pending
-                if not page:
-                    return position
-                # Read the next page while this one is applied.
-                pending = asyncio.ensure_future(self._read(page[-1].id))
                 try:
+                    page = await pending
+                    if not page:
+                        return position
+                    # Read the next page while this one is applied.
+                    pending = asyncio.ensure_future(self._read(page[-1][1].position))
                     position = await self._in_transaction(
                         conn, partial(self._apply_page, conn, page, None)
                     )
@@ -343,16 +349,13 @@ class Rebuild:
     ) -> None:
         """Bring the carried tables from the live position up to the rebuilt one."""
         carried = replace(self.group, projections=self.carried)
-        mapper = self.store.app.mapper
         while self.carried and serving < position:
-            page = await asyncio.to_thread(
-                self.store.notifications, serving, self.page, stop=position
-            )
+            page = await self._read(serving, stop=position)
             if not page:
                 return
             async with conn.cursor() as cursor:
-                await apply_notifications(carried, mapper, cursor, page, runs=runs)
-            serving = page[-1].id
+                await apply_events(carried, cursor, page, runs=runs, announce=False)
+            serving = page[-1][1].position
 
     async def _drop_old(self, conn: AsyncConnection[Any]) -> None:
         """Drop the replaced tables once no reader uses them (a later rebuild retries)."""

@@ -313,13 +313,16 @@ async def apply_events(
     changes: list[Change] = []
     run: list[Handled] = []
     for event, info in events:
+        handlers = group.handlers(event)
+        if not handlers:
+            continue  # no projection of the group reads it: it does not end a run
         if runs and group.in_runs(event):
-            run.append((event, info, group.handlers(event)))
+            run.append((event, info, handlers))
             continue
         if run:
             changes += await _apply_run(group, cursor, run, announce)
             run = []
-        changes += await _apply_one(group, cursor, event, info, group.handlers(event))
+        changes += await _apply_one(group, cursor, event, info, handlers)
     if run:
         changes += await _apply_run(group, cursor, run, announce)
     return changes

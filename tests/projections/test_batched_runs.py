@@ -185,3 +185,38 @@ async def test_a_poison_event_in_a_run_stops_the_group_at_that_event(
             await Rebuild(projection_groups()[0], store, chosen.database_url).run()
     assert failed.value.position == stopped.value.position == poison
     assert "TypeError" in failed.value.error
+
+
+async def test_a_rebuild_stops_at_an_event_it_cannot_decode(
+    servers: ServiceUrls, settings: Settings
+) -> None:
+    """The rebuild decodes pages in its reading thread: an event whose class no longer exists
+    still stops it at that event, and the rebuild records where."""
+    with scratch_store(servers, settings) as (chosen, store):
+        shop = Shop(store)
+        shop.seed()
+        for quantity in (3, 2, 4):
+            shop.run(("adjust", 0, 0, quantity + 5))
+        last = list(store.iter_notifications(0))[-1]
+        recorder = store.app.recorder
+        assert isinstance(recorder, XidOrderedRecorder)
+        [unknown] = recorder.insert_events(
+            [
+                StoredEvent(
+                    originator_id=last.originator_id,
+                    originator_version=last.originator_version + 1,
+                    topic="domain.inventory:StockItem.Vanished",
+                    state=last.state,
+                )
+            ],
+            metadata={"actor": "system:test"},
+        ) or [0]
+        rebuild = Rebuild(projection_groups()[0], store, chosen.database_url, page=3)
+        with pytest.raises(RebuildFailed, match=f"position {unknown}"):
+            await rebuild.run()
+        assert 0 < rebuild.done < len(list(store.iter_notifications(0)))
+        async with await AsyncConnection.connect(chosen.database_url) as connection:
+            cursor = await connection.execute(
+                "SELECT state, failed_position FROM read_next.projection_positions"
+            )
+            assert await cursor.fetchall() == [("failed", unknown)]

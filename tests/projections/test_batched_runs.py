@@ -69,6 +69,25 @@ def _longest_stock_run(store: EventStore) -> int:
     return longest
 
 
+def _append_after(store: EventStore, last: StoredNotification, topic: str, state: bytes) -> int:
+    """Store an event as the next version of `last`'s aggregate, bypassing the domain (as a
+    bug or an old release might have); its position."""
+    recorder = store.app.recorder
+    assert isinstance(recorder, XidOrderedRecorder)
+    [position] = recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=last.originator_id,
+                originator_version=last.originator_version + 1,
+                topic=topic,
+                state=state,
+            )
+        ],
+        metadata={"actor": "system:test"},
+    ) or [0]
+    return position
+
+
 RUN = [("receive", 0, 0, 3), ("adjust", 0, 0, 2), ("count", 0, 0, 1), ("adjust", 0, 0, 9)]
 """Stock steps that make sure every history has a run of stock events."""
 
@@ -149,19 +168,7 @@ async def test_a_poison_event_in_a_run_stops_the_group_at_that_event(
         last = list(store.iter_notifications(0))[-1]
         state = json.loads(last.state)
         state["quantity"] = "three"  # decodes, but no projection can add it up
-        recorder = store.app.recorder
-        assert isinstance(recorder, XidOrderedRecorder)
-        [poison] = recorder.insert_events(
-            [
-                StoredEvent(
-                    originator_id=last.originator_id,
-                    originator_version=last.originator_version + 1,
-                    topic=last.topic,
-                    state=json.dumps(state).encode(),
-                )
-            ],
-            metadata={"actor": "system:test"},
-        ) or [0]
+        poison = _append_after(store, last, last.topic, json.dumps(state).encode())
         notifications = list(store.iter_notifications(0))
         assert _longest_stock_run(store) == 4
         async with scratch_schema(chosen.database_url) as connection:
@@ -198,19 +205,7 @@ async def test_a_rebuild_stops_at_an_event_it_cannot_decode(
         for quantity in (3, 2, 4):
             shop.run(("adjust", 0, 0, quantity + 5))
         last = list(store.iter_notifications(0))[-1]
-        recorder = store.app.recorder
-        assert isinstance(recorder, XidOrderedRecorder)
-        [unknown] = recorder.insert_events(
-            [
-                StoredEvent(
-                    originator_id=last.originator_id,
-                    originator_version=last.originator_version + 1,
-                    topic="domain.inventory:StockItem.Vanished",
-                    state=last.state,
-                )
-            ],
-            metadata={"actor": "system:test"},
-        ) or [0]
+        unknown = _append_after(store, last, "domain.inventory:StockItem.Vanished", last.state)
         rebuild = Rebuild(projection_groups()[0], store, chosen.database_url, page=3)
         with pytest.raises(RebuildFailed, match=f"position {unknown}"):
             await rebuild.run()

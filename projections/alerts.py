@@ -11,7 +11,7 @@ from psycopg import AsyncCursor
 
 from domain.catalogue import Product
 from domain.inventory import StockItem
-from projections.base import Change, EventInfo, Stamped
+from projections.base import Change, EventInfo, RunApplier, Stamped
 from projections.movements import movement_of
 from projections.unnest import columns
 
@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS low_stock_state (
 """
 
 
-class LowStockAlertsProjection:
+class LowStockAlertsProjection(RunApplier):
     """Remembers which products are low; runs after products and stock levels in the group."""
 
     name = "low_stock_alerts"
@@ -34,39 +34,42 @@ class LowStockAlertsProjection:
         """Anything that can move available units or the reorder level."""
         return isinstance(event, StockItem.Event | Product.Created | Product.ReorderPolicyChanged)
 
+    def batches(self, event: DomainEventProtocol[Any]) -> bool:
+        """Stock movements and new products; a new reorder level is followed on its own (the
+        run would read the level after it for the events before it)."""
+        return not isinstance(event, Product.ReorderPolicyChanged)
+
     async def apply(
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
     ) -> list[Change]:
         """Alert when the product becomes low; forget the alert once it recovers."""
-        if isinstance(event, StockItem.Event):
-            return await self.apply_batch(cursor, [(event, info)])
-        await cursor.execute(
-            _PRODUCTS.format(item="NULL", source="products p", where="p.id = %s"),
-            (event.originator_id,),
-        )
-        found = await cursor.fetchall()
-        return await self._follow(cursor, found, [(event, info, event.originator_id, 0)])
+        return await self.apply_batch(cursor, [(event, info)])
 
     async def apply_batch(
         self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
         """Follow each product's available units event by event from what they were before
         the run (now minus the run's movements); alert at each fall to the reorder level."""
-        if not all(isinstance(event, StockItem.Event) for event, _ in events):
-            return [change for e, i in events for change in await self.apply(cursor, e, i)]
+        items = {e.originator_id for e, _ in events if isinstance(e, StockItem.Event)}
+        products = [e.originator_id for e, _ in events if not isinstance(e, StockItem.Event)]
         # A stock item names its product through its stock_levels row.
         await cursor.execute(
             _PRODUCTS.format(
                 item="s.stock_item_id",
                 source="stock_levels s JOIN products p ON p.id = s.product_id",
-                where="s.stock_item_id = ANY(%s)",
-            ),
-            (list({event.originator_id for event, _ in events}),),
+                where="s.stock_item_id = ANY(%s::uuid[])",
+            )
+            + " UNION ALL "
+            + _PRODUCTS.format(item="NULL", source="products p", where="p.id = ANY(%s::uuid[])"),
+            (list(items), products),
         )
         found = await cursor.fetchall()
-        product_of = {row[0]: row[1] for row in found}
+        product_of = {row[0]: row[1] for row in found if row[0] is not None}
         steps = []
         for event, info in events:
+            if not isinstance(event, StockItem.Event):
+                steps.append((event, info, event.originator_id, 0))
+                continue
             product_id = product_of.get(event.originator_id)
             if product_id is not None:
                 move = movement_of(event)

@@ -68,10 +68,16 @@ class BatchProjection(Projection, Protocol):
 
     `apply_batch` must write the rows and return the changes that applying the events one by
     one, in order, would (each change carrying its event's position); `apply` is the batch
-    of one. The group hands it runs of events that only batch projections handle, after the
-    earlier projections of the group have applied the same run. With `announce` False nobody
-    publishes the changes (a rebuild): it may return none, the rows must be the same.
+    of one. The group hands it runs of events that every projection handling them batches,
+    after the earlier projections of the group have applied the same run. With `announce`
+    False nobody publishes the changes (a rebuild): it may return none, the rows must be the
+    same.
     """
+
+    def batches(self, event: DomainEventProtocol[Any]) -> bool:
+        """Whether events of this event's type may join runs (by type alone, as `handles`);
+        the others are applied one at a time, between runs."""
+        ...
 
     async def apply_batch(
         self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
@@ -82,6 +88,10 @@ class BatchProjection(Projection, Protocol):
 
 class RunApplier:
     """Base of batch projections whose `apply` is the run of one event."""
+
+    def batches(self, event: DomainEventProtocol[Any]) -> bool:
+        """Every event it handles may join runs."""
+        return True
 
     async def apply(
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
@@ -122,13 +132,16 @@ class ProjectionGroup:
         return self._dispatch_of(event)[0]
 
     def in_runs(self, event: DomainEventProtocol[Any]) -> bool:
-        """Whether the event can join a run: handled, and only by batch projections."""
+        """Whether the event can join a run: handled, and batched by every projection that
+        handles it."""
         return self._dispatch_of(event)[1]
 
     def _dispatch_of(self, event: DomainEventProtocol[Any]) -> tuple[tuple[Projection, ...], bool]:
         found = self._dispatch.get(type(event))
         if found is None:
             handlers = tuple(p for p in self.projections if p.handles(event))
-            batched = bool(handlers) and all(isinstance(p, BatchProjection) for p in handlers)
+            batched = bool(handlers) and all(
+                isinstance(p, BatchProjection) and p.batches(event) for p in handlers
+            )
             found = self._dispatch[type(event)] = (handlers, batched)
         return found

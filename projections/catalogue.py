@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
 
 from domain.catalogue import Product
-from projections.base import Change, EventInfo
+from projections.base import Change, RunApplier, Stamped
+from projections.unnest import columns
 
 DDL = """
 CREATE TABLE IF NOT EXISTS products (
@@ -56,8 +58,8 @@ def _params(event: DomainEventProtocol[Any]) -> dict[str, Any]:
     return params
 
 
-class ProductsProjection:
-    """One row per product."""
+class ProductsProjection(RunApplier):
+    """One row per product; products created one after another are inserted together."""
 
     name = "products"
     ddl = DDL
@@ -67,30 +69,60 @@ class ProductsProjection:
         """Product events only."""
         return isinstance(event, Product.Created) or type(event) in _UPDATES
 
-    async def apply(
-        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
+    def batches(self, event: DomainEventProtocol[Any]) -> bool:
+        """Creations: a new row changes no row that events before it in a run read."""
+        return isinstance(event, Product.Created)
+
+    async def apply_batch(
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
-        """Insert on creation, update the changed columns otherwise."""
-        params = _params(event)
-        params["version"] = event.originator_version
-        params["at"] = info.timestamp
-        if isinstance(event, Product.Created):
-            params["currency"] = event.price.currency
+        """Insert the created products in one statement, then update the changed columns."""
+        created = [(e, i) for e, i in events if isinstance(e, Product.Created)]
+        if created:
             await cursor.execute(
-                "INSERT INTO products (id, sku, name, description, category, price_amount,"
-                " cost_amount, currency, reorder_level, reorder_quantity, supplier_id,"
-                " allow_backorder, status, version, created_at, updated_at) VALUES"
-                " (%(originator_id)s, %(sku)s, %(name)s, %(description)s, %(category)s,"
-                " %(price_amount)s, %(cost_amount)s, %(currency)s, %(reorder_level)s,"
-                " %(reorder_quantity)s, %(supplier_id)s, %(allow_backorder)s, 'draft',"
-                " %(version)s, %(at)s, %(at)s)",
-                params,
+                _INSERT,
+                columns(
+                    (
+                        e.originator_id,
+                        e.sku,
+                        e.name,
+                        e.description,
+                        e.category,
+                        e.price.amount,
+                        e.cost.amount,
+                        e.price.currency,
+                        e.reorder_level,
+                        e.reorder_quantity,
+                        e.supplier_id,
+                        e.allow_backorder,
+                        e.originator_version,
+                        i.timestamp,
+                    )
+                    for e, i in created
+                ),
             )
-        else:
-            sets = _UPDATES[type(event)]
-            await cursor.execute(
-                f"UPDATE products SET {sets}, version = %(version)s, updated_at = %(at)s"
-                " WHERE id = %(originator_id)s",
-                params,
-            )
+        for event, info in events:
+            if not isinstance(event, Product.Created):
+                params = _params(event)
+                params["version"] = event.originator_version
+                params["at"] = info.timestamp
+                sets = _UPDATES[type(event)]
+                await cursor.execute(
+                    f"UPDATE products SET {sets}, version = %(version)s, updated_at = %(at)s"
+                    " WHERE id = %(originator_id)s",
+                    params,
+                )
         return []
+
+
+_INSERT = (
+    "INSERT INTO products (id, sku, name, description, category, price_amount, cost_amount,"
+    " currency, reorder_level, reorder_quantity, supplier_id, allow_backorder, status, version,"
+    " created_at, updated_at) SELECT id, sku, name, description, category, price_amount,"
+    " cost_amount, currency, reorder_level, reorder_quantity, supplier_id, allow_backorder,"
+    " 'draft', version, at, at FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[],"
+    " %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::int[], %s::int[], %s::uuid[],"
+    " %s::boolean[], %s::int[], %s::timestamptz[]) AS c(id, sku, name, description, category,"
+    " price_amount, cost_amount, currency, reorder_level, reorder_quantity, supplier_id,"
+    " allow_backorder, version, at)"
+)

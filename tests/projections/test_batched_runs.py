@@ -88,14 +88,20 @@ def _append_after(store: EventStore, last: StoredNotification, topic: str, state
     return position
 
 
-RUN = [("receive", 0, 0, 3), ("adjust", 0, 0, 2), ("count", 0, 0, 1), ("adjust", 0, 0, 9)]
-"""Stock steps that make sure every history has a run of stock events."""
+RUN = [("product", 0, 0, 2), ("receive", 0, 0, 3), ("adjust", 0, 0, 2), ("count", 0, 0, 1)]
+"""Steps that make sure every history has a run in which a new product is stocked."""
 
 
-def test_the_stock_projections_apply_runs_of_events() -> None:
+def test_stock_and_new_products_are_applied_in_runs() -> None:
     [group] = projection_groups()
     batched = {p.name for p in group.projections if isinstance(p, BatchProjection)}
-    assert batched == {"stock_levels", "stock_ledger", "low_stock_alerts", "product_costs"}
+    assert batched == {
+        "products",
+        "stock_levels",
+        "stock_ledger",
+        "low_stock_alerts",
+        "product_costs",
+    }
 
 
 @settings(

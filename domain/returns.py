@@ -131,7 +131,8 @@ class Return(Aggregate):
 
         def apply(self, rma: Return) -> None:
             rma.refunded_amount += self.amount
-            rma.status = "refunded"
+            # A refund of the units back so far leaves the rest expected.
+            rma.status = "partially_received" if rma.outstanding() else "refunded"
 
     class Exchanged(Aggregate.Event):
         replacement_order_id: UUID

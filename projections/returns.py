@@ -43,6 +43,7 @@ class ReturnsProjection:
     name = "returns"
     ddl = DDL
     tables: tuple[str, ...] = ("returns",)
+    reads: tuple[str, ...] = ()
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Return events."""
@@ -98,7 +99,8 @@ class ReturnsProjection:
         elif isinstance(event, Return.Refunded):
             await cursor.execute(
                 "UPDATE returns SET refunded_amount = refunded_amount + %s,"
-                " status = 'refunded', version = %s, updated_at = %s WHERE id = %s",
+                " status = CASE WHEN status = 'partially_received' THEN status"
+                " ELSE 'refunded' END, version = %s, updated_at = %s WHERE id = %s",
                 (event.amount, *where),
             )
         elif isinstance(event, Return.Exchanged):

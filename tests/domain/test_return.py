@@ -109,6 +109,12 @@ class ReturnMachine(RuleBasedStateMachine):
                 assert 0 <= rma.received.get(item.product_id, 0) <= item.quantity
 
     @invariant()
+    def units_still_expected_can_be_received(self) -> None:
+        for rma in self.returns:
+            if rma.received and rma.outstanding():  # refunded in part or not
+                assert rma.status == "partially_received"
+
+    @invariant()
     def replay_gives_the_same_state(self) -> None:
         for rma in self.returns:
             assert state_of(replay(Return, list(rma.pending_events))) == state_of(rma)
@@ -118,6 +124,25 @@ class ReturnMachine(RuleBasedStateMachine):
         assert state_of(save_and_reload(app, self.order)) == state_of(self.order)
         for rma in self.returns:
             assert state_of(save_and_reload(app, rma)) == state_of(rma)
+
+
+def test_the_rest_arrives_after_a_refund_of_the_first_units() -> None:
+    order = _shipped_order()
+    rma = Return.request(
+        return_id=uuid4(),
+        order_id=order.id,
+        location_id=UUID(int=8),
+        items=[ReturnItem(PRODUCTS[0], 3, "reason", "sellable")],
+        resolution="refund",
+    )
+    rma.approve()
+    rma.receive({PRODUCTS[0]: 1})
+    rma.record_refund(100)
+    assert (rma.status, rma.refunded_amount) == ("partially_received", 100)
+    rma.receive(None)
+    assert rma.status == "received"
+    rma.record_refund(200)
+    assert (rma.status, rma.refunded_amount) == ("closed", 300)
 
 
 TestReturnMachine = ReturnMachine.TestCase

@@ -29,6 +29,7 @@ class LowStockAlertsProjection(RunApplier):
     name = "low_stock_alerts"
     ddl = DDL
     tables: tuple[str, ...] = ("low_stock_state",)
+    reads: tuple[str, ...] = ("products", "stock_levels")
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Anything that can move available units or the reorder level."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -45,6 +45,7 @@ class Projection(Protocol):
     name: str
     ddl: str  # CREATE TABLE IF NOT EXISTS <unqualified name>: created in the search_path schema
     tables: tuple[str, ...]
+    reads: tuple[str, ...]  # tables of other projections (earlier in the group) that it reads
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Whether `apply` may have something to do for events of this event's type (the
@@ -119,7 +120,7 @@ class ProjectionGroup:
     name: str
     projections: tuple[Projection, ...]
     schema: str = SCHEMA
-    _dispatch: dict[type, tuple[tuple[Projection, ...], bool]] = field(
+    _dispatch: dict[type, Dispatch] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
 
@@ -127,21 +128,36 @@ class ProjectionGroup:
         """Every read-model table of the group, in projection order."""
         return tuple(table for projection in self.projections for table in projection.tables)
 
-    def handlers(self, event: DomainEventProtocol[Any]) -> tuple[Projection, ...]:
-        """The projections that handle the event, in group order."""
-        return self._dispatch_of(event)[0]
-
-    def in_runs(self, event: DomainEventProtocol[Any]) -> bool:
-        """Whether the event can join a run: handled, and batched by every projection that
-        handles it."""
-        return self._dispatch_of(event)[1]
-
-    def _dispatch_of(self, event: DomainEventProtocol[Any]) -> tuple[tuple[Projection, ...], bool]:
+    def dispatch(self, event: DomainEventProtocol[Any]) -> Dispatch:
+        """Which projections handle the event, whether it can join a run and which tables
+        applying it reads and writes (worked out once per event type)."""
         found = self._dispatch.get(type(event))
         if found is None:
             handlers = tuple(p for p in self.projections if p.handles(event))
-            batched = bool(handlers) and all(
-                isinstance(p, BatchProjection) and p.batches(event) for p in handlers
+            found = self._dispatch[type(event)] = Dispatch(
+                handlers=handlers,
+                batched=bool(handlers)
+                and all(isinstance(p, BatchProjection) and p.batches(event) for p in handlers),
+                reads=frozenset(table for p in handlers for table in p.reads),
+                writes=frozenset(table for p in handlers for table in p.tables),
             )
-            found = self._dispatch[type(event)] = (handlers, batched)
         return found
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What applying events of one type involves."""
+
+    handlers: tuple[Projection, ...]  # in group order
+    batched: bool  # handled, and batched by every projection that handles it: it can join runs
+    reads: frozenset[str]  # other projections' tables its handlers read
+    writes: frozenset[str]  # the tables its handlers own
+
+    def commutes(self, reads: Set[str], writes: Set[str]) -> bool:
+        """Whether applying an event of this type before or after work that reads `reads` and
+        writes `writes` gives the same rows: neither writes what the other reads or writes."""
+        return (
+            self.writes.isdisjoint(reads)
+            and self.writes.isdisjoint(writes)
+            and (self.reads.isdisjoint(writes))
+        )

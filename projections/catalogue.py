@@ -64,6 +64,7 @@ class ProductsProjection(RunApplier):
     name = "products"
     ddl = DDL
     tables: tuple[str, ...] = ("products",)
+    reads: tuple[str, ...] = ()
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Product events only."""

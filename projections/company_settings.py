@@ -35,6 +35,7 @@ class CompanySettingsProjection:
     name = "company_settings"
     ddl = DDL
     tables: tuple[str, ...] = ("company_settings",)
+    reads: tuple[str, ...] = ()
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Settings events."""

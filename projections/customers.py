@@ -67,6 +67,7 @@ class CustomersProjection:
     name = "customers"
     ddl = DDL
     tables: tuple[str, ...] = ("customers",)
+    reads: tuple[str, ...] = ("orders",)
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Customer events, and the order events that change a customer's figures."""

@@ -30,6 +30,7 @@ class LocationsProjection:
     name = "locations"
     ddl = DDL
     tables: tuple[str, ...] = ("locations",)
+    reads: tuple[str, ...] = ()
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Location events only."""

@@ -169,6 +169,7 @@ class OrderTimelineProjection:
     name = "order_timeline"
     ddl = DDL
     tables: tuple[str, ...] = ("order_timeline",)
+    reads: tuple[str, ...] = ()
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Order events."""

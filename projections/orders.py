@@ -93,6 +93,7 @@ class OrdersProjection:
     name = "orders"
     ddl = DDL
     tables: tuple[str, ...] = ("orders", "order_lines")
+    reads: tuple[str, ...] = ()
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Order events."""

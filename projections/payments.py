@@ -63,6 +63,7 @@ class PaymentsProjection:
     name = "payments"
     ddl = DDL
     tables: tuple[str, ...] = ("payments", "payment_movements")
+    reads: tuple[str, ...] = ()
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Payment events that change what clients see."""

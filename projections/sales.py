@@ -79,6 +79,7 @@ class SalesProjection:
     name = "sales"
     ddl = DDL
     tables: tuple[str, ...] = ("sales_lines", "sales_refunds", "sales_payments")
+    reads: tuple[str, ...] = ("orders", "order_lines", "product_costs", "products")
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Orders placed, changed or cancelled; payments started and refunded."""

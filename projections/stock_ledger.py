@@ -42,6 +42,7 @@ class StockLedgerProjection(RunApplier):
     name = "stock_ledger"
     ddl = DDL
     tables: tuple[str, ...] = ("stock_moves",)
+    reads: tuple[str, ...] = ("stock_levels",)
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Stock item events that can change on hand (a count that changes none writes none)."""

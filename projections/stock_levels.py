@@ -39,6 +39,7 @@ class StockLevelsProjection(RunApplier):
     name = "stock_levels"
     ddl = DDL
     tables: tuple[str, ...] = ("stock_levels",)
+    reads: tuple[str, ...] = ()
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Stock item events."""

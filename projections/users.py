@@ -55,6 +55,7 @@ class UsersProjection:
     name = "users"
     ddl = USERS_DDL
     tables: tuple[str, ...] = ("users",)
+    reads: tuple[str, ...] = ()
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """User events only."""
@@ -87,6 +88,7 @@ class ApiKeysProjection:
     name = "api_keys"
     ddl = API_KEYS_DDL
     tables: tuple[str, ...] = ("api_keys",)
+    reads: tuple[str, ...] = ()
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """API key events only."""

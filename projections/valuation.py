@@ -69,6 +69,7 @@ class ProductCostsProjection(RunApplier):
     name = "product_costs"
     ddl = DDL
     tables: tuple[str, ...] = ("product_costs",)
+    reads: tuple[str, ...] = ("products", "stock_levels")
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Changes of on hand, except transfers (a count that changes none changes nothing)."""

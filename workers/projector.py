@@ -302,30 +302,44 @@ async def apply_events(
 
     Consecutive events that only batch projections handle (stock movements, say) go to each
     of them as one run, projection after projection; any other event goes through every
-    projection that handles it before the next event. Both give the rows and changes of
-    applying the events one at a time. Live batches and rebuilds both apply events through
-    here, so they write the same rows. With `announce` False (a rebuild publishes nothing)
-    batch projections may skip working out their changes.
+    projection that handles it on its own. An event that commutes with the run so far (its
+    projections and the run's touch no table the other writes: a payment amid stock
+    movements) is applied at once and the run goes on; any other ends the run first. All
+    give the rows and changes of applying the events one at a time. Live batches and
+    rebuilds both apply events through here, so they write the same rows. With `announce`
+    False (a rebuild publishes nothing) batch projections may skip working out their changes.
 
     A run that fails raises RunFailed: the caller rolls the transaction back and applies the
     same events again with `runs=False`, one at a time, which names the event that fails.
     """
     changes: list[Change] = []
     run: list[Handled] = []
+    reads: set[str] = set()
+    writes: set[str] = set()
     for event, info in events:
-        handlers = group.handlers(event)
-        if not handlers:
+        dispatch = group.dispatch(event)
+        if not dispatch.handlers:
             continue  # no projection of the group reads it: it does not end a run
-        if runs and group.in_runs(event):
-            run.append((event, info, handlers))
+        if runs and dispatch.batched:
+            run.append((event, info, dispatch.handlers))
+            reads |= dispatch.reads
+            writes |= dispatch.writes
             continue
-        if run:
+        if run and not dispatch.commutes(reads, writes):
             changes += await _apply_run(group, cursor, run, announce)
-            run = []
-        changes += await _apply_one(group, cursor, event, info, handlers)
+            run, reads, writes = [], set(), set()
+        try:
+            changes += await _apply_one(group, cursor, event, info, dispatch.handlers)
+        except ProjectionFailed as failed:
+            if not run:
+                raise
+            # Applied ahead of the run: an event of the run before it may be the first to fail.
+            raise RunFailed(group.name, run[0][1].position, info.position) from failed
     if run:
         changes += await _apply_run(group, cursor, run, announce)
-    return changes
+    # Per event (runs apply projection after projection, and some events go ahead of runs),
+    # each event's in the group's order of projections: the sort is stable.
+    return sorted(changes, key=attrgetter("position"))
 
 
 def _decode(
@@ -380,5 +394,4 @@ async def _apply_run(
         raise
     except Exception as error:
         raise RunFailed(group.name, run[0][1].position, run[-1][1].position) from error
-    # Per event, in the group's order of projections (the sort is stable).
-    return sorted(changes, key=attrgetter("position"))
+    return changes  # projection after projection: the caller sorts them by event

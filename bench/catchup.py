@@ -7,7 +7,8 @@ a fresh durable consumer, and is timed until its tracked position gets there. A 
 a time cap and counts what was applied by then. The baseline is reading (and decoding) the same
 backlog straight from the event store. Last, `pms projections rebuild main --restart` is run
 against the same backlog, stopped at the cap with Ctrl-C (it resumes or restarts), its rate
-read from its own progress line.
+read from its own progress line. Last of all, in a database of its own, a shop's history
+(bench/shop_backlog.py: orders placed, reserved, confirmed and shipped) is rebuilt once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from application.store import EventStore
 from bench import lag
 from bench.report import Results
 from bench.servers import BenchServers, PmsProcess, prepare_database, reset_streams
+from bench.shop_backlog import append_shop_backlog
 from domain.catalogue import Product
 from domain.inventory import StockItem
 from domain.locations import Location
@@ -58,6 +60,8 @@ class CatchupPlan:
     reps: int = 3
     cap_seconds: float = 15.0
     full_rebuild_cap_seconds: float = 600.0  # one rebuild of the whole backlog
+    shop_events: int = 200_000  # a shop's history (orders), rebuilt once
+    shop_rebuild_cap_seconds: float = 60.0
 
 
 def append_backlog(store: EventStore, events: int) -> float:
@@ -284,3 +288,27 @@ def run(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) 
         print(f"  full rebuild of {groups[0]}: {rate:,.0f} events/s", file=sys.stderr, flush=True)
     finally:
         store.close()
+    if plan.shop_events:
+        rebuild_shop(servers, results, plan, logs)
+
+
+def rebuild_shop(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) -> None:
+    """A rebuild of a shop's history (orders among the stock movements), in its own database."""
+    settings = servers.settings(servers.new_database("shop"))
+    prepare_database(settings)
+    store = EventStore.connect(settings)
+    try:
+        rate = append_shop_backlog(store, plan.shop_events)
+    finally:
+        store.close()
+    results.add("catchup.append_shop", "bulk append of the shop history", "events/s", rate)
+    print(f"  shop history appended at {rate:,.0f} events/s", file=sys.stderr, flush=True)
+    group = projection_groups()[0].name
+    rate = rebuild_rate(settings, group, plan.shop_rebuild_cap_seconds, logs)
+    results.add(
+        "catchup.rebuild_shop",
+        f"rebuild of a shop history ({plan.shop_events:,} events, orders of 3 lines)",
+        "events/s",
+        rate,
+    )
+    print(f"  rebuild of the shop history: {rate:,.0f} events/s", file=sys.stderr, flush=True)

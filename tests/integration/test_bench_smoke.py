@@ -39,7 +39,7 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
         catchup.run(
             bench_servers,
             results,
-            catchup.CatchupPlan(events=300, reps=1, cap_seconds=5.0),
+            catchup.CatchupPlan(events=300, reps=1, cap_seconds=5.0, shop_events=200),
             tmp_path / "logs",
         )
     evaluate(results, append_plan)
@@ -62,12 +62,14 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
         "catchup.relay",
         "catchup.projector",
         "catchup.rebuild",
+        "catchup.rebuild_shop",
         "reports.valuation.uncached",
         "reports.top-products.cached",
     ):
         assert written["figures"][key]["runs"], key
     assert written["figures"]["http.place_order.xid.2api.rps"]["median"] > 0
     assert written["figures"]["catchup.projector"]["median"] > 0
-    assert len(written["targets"]) == 9
+    assert written["figures"]["catchup.rebuild_shop"]["median"] > 0
+    assert len(written["targets"]) == 10
     assert "## Targets" in table
     assert "## Report queries" in table

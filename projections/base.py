@@ -156,8 +156,4 @@ class Dispatch:
     def commutes(self, reads: Set[str], writes: Set[str]) -> bool:
         """Whether applying an event of this type before or after work that reads `reads` and
         writes `writes` gives the same rows: neither writes what the other reads or writes."""
-        return (
-            self.writes.isdisjoint(reads)
-            and self.writes.isdisjoint(writes)
-            and (self.reads.isdisjoint(writes))
-        )
+        return not (self.writes & reads or self.writes & writes or self.reads & writes)

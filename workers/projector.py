@@ -23,6 +23,7 @@ from projections.base import (
     SCHEMA,
     BatchProjection,
     Change,
+    Dispatch,
     EventInfo,
     Projection,
     ProjectionGroup,
@@ -313,33 +314,58 @@ async def apply_events(
     same events again with `runs=False`, one at a time, which names the event that fails.
     """
     changes: list[Change] = []
-    run: list[Handled] = []
-    reads: set[str] = set()
-    writes: set[str] = set()
-    for event, info in events:
-        dispatch = group.dispatch(event)
+    run = Run()
+    for stamped in events:
+        dispatch = group.dispatch(stamped[0])
         if not dispatch.handlers:
             continue  # no projection of the group reads it: it does not end a run
         if runs and dispatch.batched:
-            run.append((event, info, dispatch.handlers))
-            reads |= dispatch.reads
-            writes |= dispatch.writes
+            run.add(stamped, dispatch)
             continue
-        if run and not dispatch.commutes(reads, writes):
+        if run.events and not dispatch.commutes(run.reads, run.writes):
             changes += await _apply_run(group, cursor, run, announce)
-            run, reads, writes = [], set(), set()
+            run = Run()
+        event, info = stamped
         try:
             changes += await _apply_one(group, cursor, event, info, dispatch.handlers)
         except ProjectionFailed as failed:
-            if not run:
+            if not run.events:
                 raise
             # Applied ahead of the run: an event of the run before it may be the first to fail.
-            raise RunFailed(group.name, run[0][1].position, info.position) from failed
-    if run:
+            raise RunFailed(group.name, run.first, info.position) from failed
+    if run.events:
         changes += await _apply_run(group, cursor, run, announce)
     # Per event (runs apply projection after projection, and some events go ahead of runs),
     # each event's in the group's order of projections: the sort is stable.
     return sorted(changes, key=attrgetter("position"))
+
+
+@dataclass
+class Run:
+    """Consecutive events that batch projections apply together: each projection's share,
+    and the tables the run reads and writes."""
+
+    events: list[Handled] = field(default_factory=list)
+    shares: dict[Projection, list[Stamped]] = field(default_factory=dict)
+    reads: set[str] = field(default_factory=set)
+    writes: set[str] = field(default_factory=set)
+
+    @property
+    def first(self) -> int:
+        """The position of its first event."""
+        return self.events[0][1].position
+
+    def add(self, stamped: Stamped, dispatch: Dispatch) -> None:
+        """One more event, for the projections that handle it."""
+        self.events.append((*stamped, dispatch.handlers))
+        for projection in dispatch.handlers:
+            share = self.shares.get(projection)
+            if share is None:
+                self.shares[projection] = [stamped]
+            else:
+                share.append(stamped)
+        self.reads |= dispatch.reads
+        self.writes |= dispatch.writes
 
 
 def _decode(
@@ -375,23 +401,22 @@ async def _apply_one(
 async def _apply_run(
     group: ProjectionGroup,
     cursor: AsyncCursor[TupleRow],
-    run: Sequence[Handled],
+    run: Run,
     announce: bool,
 ) -> list[Change]:
     """Apply a run of events (with their handlers, all batch projections) projection after
     projection."""
-    if len(run) == 1:
-        return await _apply_one(group, cursor, *run[0])
+    if len(run.events) == 1:
+        return await _apply_one(group, cursor, *run.events[0])
     changes: list[Change] = []
     try:
-        involved = {p for _, _, handlers in run for p in handlers}
         for projection in group.projections:
-            if projection in involved:
+            share = run.shares.get(projection)
+            if share:
                 assert isinstance(projection, BatchProjection)
-                events = [(e, i) for e, i, handlers in run if projection in handlers]
-                changes += await projection.apply_batch(cursor, events, announce=announce)
+                changes += await projection.apply_batch(cursor, share, announce=announce)
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise
     except Exception as error:
-        raise RunFailed(group.name, run[0][1].position, run[-1][1].position) from error
+        raise RunFailed(group.name, run.first, run.events[-1][1].position) from error
     return changes  # projection after projection: the caller sorts them by event

@@ -400,7 +400,8 @@ def render(results: Results, append_plan: appends.AppendPlan) -> str:
             for block, usage in meta["cpu"].items()
         ]
         out += [
-            "## CPU while measuring (% of one core; foreign = other programs on this machine)",
+            "## CPU while measuring (% of one core; exited = workers that ended within the block;"
+            " foreign = other programs on this machine)",
             report.table(["block", *kinds], cpu_rows),
             "",
         ]

@@ -355,12 +355,14 @@ def workdir() -> tempfile.TemporaryDirectory[str]:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _process_seconds(pid: int) -> float:
+def _process_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process, and of its children that ended and that it waited for."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
+        return 0.0, 0.0
+    ticks = [int(value) for value in fields[11:15]]  # utime, stime, cutime, cstime
+    return (ticks[0] + ticks[1]) / _CLOCK_TICKS, (ticks[2] + ticks[3]) / _CLOCK_TICKS
 
 
 def _busy_seconds() -> float:
@@ -395,15 +397,18 @@ def _kind(pid: int, own: int) -> str:
 class CpuMeter:
     """CPU used during a block, per kind of process of this run, and by everything else.
 
-    Figures are percent of one core. "foreign" is what other programs on the machine used:
-    high values mean the figures of that block were measured on a busy machine. With
-    PMS_BENCH_DATABASE_URL etc., those servers count as foreign.
+    Figures are percent of one core. A process that ended within the block counts for the
+    process that waited for it: PostgreSQL's backends for postgres, and the workers the bench
+    started and stopped (the catch-up's relay, projector and rebuilds) as "exited". "foreign"
+    is what other programs on the machine used: high values mean the figures of that block
+    were measured on a busy machine. With PMS_BENCH_DATABASE_URL etc., those servers count as
+    foreign.
     """
 
     def __init__(self) -> None:
         self.usage: dict[str, float] = {}
 
-    def _ours(self) -> dict[int, float]:
+    def _ours(self) -> dict[int, tuple[float, float]]:
         return {pid: _process_seconds(pid) for pid in descendants(os.getpid())}
 
     def __enter__(self) -> CpuMeter:
@@ -417,9 +422,12 @@ class CpuMeter:
         after = self._ours()
         kinds: dict[str, float] = {}
         own = os.getpid()
-        for pid, used in after.items():
+        for pid, (used, waited) in after.items():
             kind = _kind(pid, own)
-            kinds[kind] = kinds.get(kind, 0.0) + used - self._before.get(pid, 0.0)
+            used_before, waited_before = self._before.get(pid, (0.0, 0.0))
+            kinds[kind] = kinds.get(kind, 0.0) + used - used_before
+            reaped = "exited" if pid == own else kind
+            kinds[reaped] = kinds.get(reaped, 0.0) + waited - waited_before
         ours = sum(kinds.values())
         kinds["foreign"] = max(0.0, _busy_seconds() - self._busy - ours)
         self.usage = {k: round(v / seconds * 100) for k, v in kinds.items() if v > 0.005}

@@ -40,7 +40,9 @@ _UPDATES: dict[type[Any], str] = {
     Product.DetailsChanged: "name = %(name)s, description = %(description)s,"
     " category = %(category)s, supplier_id = %(supplier_id)s",
     Product.SkuChanged: "sku = %(sku)s",
-    Product.PriceChanged: "price_amount = %(price_amount)s",
+    # Price and cost change currency together (the domain keeps them alike); the row's
+    # currency follows the price.
+    Product.PriceChanged: "price_amount = %(price_amount)s, currency = %(price_currency)s",
     Product.CostChanged: "cost_amount = %(cost_amount)s",
     Product.ReorderPolicyChanged: "reorder_level = %(reorder_level)s,"
     " reorder_quantity = %(reorder_quantity)s",
@@ -54,7 +56,8 @@ def _params(event: DomainEventProtocol[Any]) -> dict[str, Any]:
     params = dict(vars(event))
     for money in ("price", "cost"):
         if money in params:
-            params[f"{money}_amount"] = params.pop(money).amount
+            value = params.pop(money)
+            params[f"{money}_amount"], params[f"{money}_currency"] = value.amount, value.currency
     return params
 
 
@@ -71,7 +74,8 @@ class ProductsProjection(RunApplier):
         return isinstance(event, Product.Created) or type(event) in _UPDATES
 
     def batches(self, event: DomainEventProtocol[Any]) -> bool:
-        """Creations: a new row changes no row that events before it in a run read."""
+        """Creations: a new row changes no row that events before it in a run read (a
+        product's stock events come after its creation: stock commands require the product)."""
         return isinstance(event, Product.Created)
 
     async def apply_batch(

@@ -40,12 +40,6 @@ class LowStockAlertsProjection(RunApplier):
         run would read the level after it for the events before it)."""
         return not isinstance(event, Product.ReorderPolicyChanged)
 
-    async def apply(
-        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
-    ) -> list[Change]:
-        """Alert when the product becomes low; forget the alert once it recovers."""
-        return await self.apply_batch(cursor, [(event, info)])
-
     async def apply_batch(
         self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:

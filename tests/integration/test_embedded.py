@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import redis
 
+from workers import embedded
 from workers.embedded import EmbeddedServices
 
 
@@ -113,6 +114,28 @@ def test_all_three_servers_answer_and_stop_cleanly(tmp_path: Path) -> None:
     assert not any(_port_open(url) for url in (urls.database_url, urls.nats_url, urls.redis_url))
     logs = {path.name for path in (tmp_path / "logs").iterdir()}
     assert logs == {"postgres.log", "nats.log", "redis.log"}
+
+
+@pytest.mark.parametrize("server", ["postgres", "nats", "redis"])
+def test_a_port_taken_before_the_server_binds_it_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: str
+) -> None:
+    """Another process takes the free port we picked before the server binds it: the server
+    starts again on another one (a busy machine, or several test runs at once)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        picks = iter([busy])
+        free_port = embedded._free_port
+        monkeypatch.setattr(embedded, "_free_port", lambda: next(picks, None) or free_port())
+        only = {name: name == server for name in ("postgres", "nats", "redis")}
+        with EmbeddedServices(tmp_path, **only) as urls:
+            url = {"postgres": urls.database_url, "nats": urls.nats_url, "redis": urls.redis_url}
+            assert urlsplit(url[server]).port != busy
+            assert _port_open(url[server])
+    log = (tmp_path / "logs" / f"{server}.log").read_text(errors="replace").lower()
+    assert "address already in use" in log
 
 
 def test_a_second_start_on_the_same_directory_keeps_the_data(tmp_path: Path) -> None:

@@ -301,11 +301,11 @@ async def apply_events(
 ) -> list[Change]:
     """Apply events, in order, to the projections of `group`.
 
-    Consecutive events that only batch projections handle (stock movements, say) go to each
-    of them as one run, projection after projection; any other event goes through every
-    projection that handles it on its own. An event that commutes with the run so far (its
-    projections and the run's touch no table the other writes: a payment amid stock
-    movements) is applied at once and the run goes on; any other ends the run first. All
+    Consecutive events that every projection handling them batches (stock movements, new
+    products) go to each of them as one run, projection after projection; any other event goes
+    through every projection that handles it on its own. An event that commutes with the run
+    so far (its projections and the run's touch no table the other writes: a payment amid
+    stock movements) is applied at once and the run goes on; any other ends the run first. All
     give the rows and changes of applying the events one at a time. Live batches and
     rebuilds both apply events through here, so they write the same rows. With `announce`
     False (a rebuild publishes nothing) batch projections may skip working out their changes.

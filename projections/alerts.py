@@ -52,10 +52,10 @@ class LowStockAlertsProjection(RunApplier):
             _PRODUCTS.format(
                 item="s.stock_item_id",
                 source="stock_levels s JOIN products p ON p.id = s.product_id",
-                where="s.stock_item_id = ANY(%s::uuid[])",
+                where="s.stock_item_id = ANY(%b::uuid[])",
             )
             + " UNION ALL "
-            + _PRODUCTS.format(item="NULL", source="products p", where="p.id = ANY(%s::uuid[])"),
+            + _PRODUCTS.format(item="NULL", source="products p", where="p.id = ANY(%b::uuid[])"),
             (list(items), products),
         )
         found = await cursor.fetchall()
@@ -103,7 +103,7 @@ class LowStockAlertsProjection(RunApplier):
         if flipped:
             await cursor.execute(
                 "INSERT INTO low_stock_state (product_id, low)"
-                " SELECT * FROM unnest(%s::uuid[], %s::boolean[])"
+                " SELECT * FROM unnest(%b::uuid[], %b::boolean[])"
                 " ON CONFLICT (product_id) DO UPDATE SET low = EXCLUDED.low",
                 columns(flipped.items()),
             )

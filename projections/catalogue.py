@@ -125,9 +125,9 @@ _INSERT = (
     " currency, reorder_level, reorder_quantity, supplier_id, allow_backorder, status, version,"
     " created_at, updated_at) SELECT id, sku, name, description, category, price_amount,"
     " cost_amount, currency, reorder_level, reorder_quantity, supplier_id, allow_backorder,"
-    " 'draft', version, at, at FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::int[], %s::int[], %s::uuid[],"
-    " %s::boolean[], %s::int[], %s::timestamptz[]) AS c(id, sku, name, description, category,"
+    " 'draft', version, at, at FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[],"
+    " %b::text[], %b::bigint[], %b::bigint[], %b::text[], %b::int[], %b::int[], %b::uuid[],"
+    " %b::boolean[], %b::int[], %b::timestamptz[]) AS c(id, sku, name, description, category,"
     " price_amount, cost_amount, currency, reorder_level, reorder_quantity, supplier_id,"
     " allow_backorder, version, at)"
 )

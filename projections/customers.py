@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
 
 from domain.customers import Customer
 from domain.orders import Order
-from projections.base import Change, EventInfo
+from projections.base import Change, EventInfo, Stamped
 
 DDL = """
 CREATE TABLE IF NOT EXISTS customers (
@@ -40,17 +42,24 @@ _UPDATES: dict[type[Any], str] = {
 }
 _ORDER_EVENTS = (Order.Placed, Order.LinesChanged, Order.Cancelled, Order.Delivered)
 
-# Figures recomputed from the customer's rows in orders, which already reflect the event.
+# Figures recomputed from the customers' rows in orders, which already reflect the events; a
+# customer's currency is that of their first order (the first placed in the events, if none).
 _RECOUNT = """
-UPDATE customers c SET currency = COALESCE(c.currency, %(currency)s),
+UPDATE customers c SET currency = COALESCE(c.currency, t.currency),
     (order_count, open_order_count, total_spent, last_order_at) = (
     SELECT count(*),
         count(*) FILTER (WHERE o.status NOT IN ('delivered', 'cancelled')),
         COALESCE(sum(o.total) FILTER (
-            WHERE o.status <> 'cancelled' AND o.currency = COALESCE(c.currency, %(currency)s)), 0),
+            WHERE o.status <> 'cancelled' AND o.currency = COALESCE(c.currency, t.currency)), 0),
         max(o.placed_at)
     FROM orders o WHERE o.customer_id = c.id)
-WHERE c.id = (SELECT customer_id FROM orders WHERE id = %(order_id)s)
+FROM (
+    SELECT DISTINCT ON (o.customer_id) o.customer_id, f.currency
+    FROM orders o LEFT JOIN unnest(%b::uuid[], %b::text[]) AS f(customer_id, currency)
+        ON f.customer_id = o.customer_id
+    WHERE o.id = ANY(%s)
+) t
+WHERE c.id = t.customer_id
 """
 
 
@@ -72,6 +81,24 @@ class CustomersProjection:
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Customer events, and the order events that change a customer's figures."""
         return isinstance(event, (Customer.Registered, *_UPDATES, *_ORDER_EVENTS))
+
+    def batches(self, event: DomainEventProtocol[Any]) -> bool:
+        """Order events join runs; customer events are applied one at a time."""
+        return isinstance(event, _ORDER_EVENTS)
+
+    async def apply_batch(
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
+    ) -> list[Change]:
+        """Recount, once, the customers of the orders the events changed."""
+        first: dict[UUID, str] = {}
+        for event, _ in events:
+            if isinstance(event, Order.Placed):
+                first.setdefault(event.customer_id, event.currency)
+        await cursor.execute(
+            _RECOUNT,
+            (list(first), list(first.values()), list({e.originator_id for e, _ in events})),
+        )
+        return []
 
     async def apply(
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
@@ -105,7 +132,5 @@ class CustomersProjection:
                 params,
             )
         else:
-            # The customer's currency is that of their first order.
-            currency = event.currency if isinstance(event, Order.Placed) else None
-            await cursor.execute(_RECOUNT, {"currency": currency, "order_id": event.originator_id})
+            await self.apply_batch(cursor, [(event, info)])
         return []

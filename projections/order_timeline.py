@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -12,8 +13,9 @@ from psycopg.types.json import Jsonb
 
 from domain.orders import Order, OrderLine
 from domain.values import CURRENCY_EXPONENTS, Money
-from projections.base import Change, EventInfo
+from projections.base import Change, RunApplier, Stamped
 from projections.orders import order_totals
+from projections.unnest import columns
 
 DDL = """
 CREATE TABLE IF NOT EXISTS order_timeline (
@@ -88,22 +90,67 @@ def _lines_entry(
     return summary, data
 
 
-async def _entry_data(cursor: AsyncCursor[Any], order_id: UUID, *kinds: str) -> dict[str, Any]:
-    """Data of the order's latest entry of one of `kinds` ({} if none)."""
+_LINES = ("placed", "lines_changed")
+
+
+@dataclass
+class _Context:
+    """What describing an order's events reads of its earlier entries: the data of its latest
+    "placed" entry, and of its latest "placed" or "lines_changed" entry."""
+
+    placed: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    lines: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, order_id: UUID, kind: str, data: dict[str, Any]) -> None:
+        """One more entry of the order."""
+        if kind == "placed":
+            self.placed[order_id] = data
+        if kind in _LINES:
+            self.lines[order_id] = data
+
+
+async def _latest(
+    cursor: AsyncCursor[Any], order_ids: set[UUID], kinds: Sequence[str]
+) -> dict[UUID, dict[str, Any]]:
+    """Data of each order's latest entry of one of `kinds` (orders without one left out)."""
+    if not order_ids:
+        return {}
     await cursor.execute(
-        "SELECT data FROM order_timeline WHERE order_id = %s AND kind = ANY(%s)"
-        " ORDER BY position DESC LIMIT 1",
-        (order_id, list(kinds)),
+        "SELECT DISTINCT ON (order_id) order_id, data FROM order_timeline"
+        " WHERE order_id = ANY(%b::uuid[]) AND kind = ANY(%b::text[])"
+        " ORDER BY order_id, position DESC",
+        (list(order_ids), list(kinds)),
     )
-    row = await cursor.fetchone()
-    return dict(row[0]) if row else {}
+    return {order_id: dict(data) for order_id, data in await cursor.fetchall()}
 
 
-async def _shipment(
-    cursor: AsyncCursor[Any], event: Order.ShipmentDispatched
+async def _context(cursor: AsyncCursor[Any], events: Sequence[Stamped]) -> _Context:
+    """The entries before the run that its events read: the latest "placed" entry of orders
+    whose lines change before the run places them, the latest lines of orders that ship before
+    the run places them or changes their lines."""
+    placed: set[UUID] = set()
+    lines: set[UUID] = set()
+    seen_placed: set[UUID] = set()
+    seen_lines: set[UUID] = set()
+    for event, _ in events:
+        order_id = event.originator_id
+        if isinstance(event, Order.LinesChanged) and order_id not in seen_placed:
+            placed.add(order_id)
+        if isinstance(event, Order.ShipmentDispatched) and order_id not in seen_lines:
+            lines.add(order_id)
+        if isinstance(event, Order.Placed):
+            seen_placed.add(order_id)
+        if isinstance(event, Order.Placed | Order.LinesChanged):
+            seen_lines.add(order_id)
+    return _Context(
+        await _latest(cursor, placed, ("placed",)), await _latest(cursor, lines, _LINES)
+    )
+
+
+def _shipment(
+    event: Order.ShipmentDispatched, lines: dict[str, Any]
 ) -> tuple[str, str, dict[str, Any]]:
-    """A shipment's entry, naming products by the SKUs of the order's current lines."""
-    lines = await _entry_data(cursor, event.originator_id, "placed", "lines_changed")
+    """A shipment's entry, naming products by the SKUs of the order's current `lines`."""
     skus = {line["productId"]: line["sku"] for line in lines.get("lines", [])}
     items = [
         {
@@ -130,10 +177,10 @@ async def _shipment(
     return "shipment_dispatched", text, data
 
 
-async def _describe(
-    cursor: AsyncCursor[Any], event: DomainEventProtocol[Any]
+def _describe(
+    event: DomainEventProtocol[Any], context: _Context
 ) -> tuple[str, str, dict[str, Any]]:
-    """Kind, sentence and data of one order event."""
+    """Kind, sentence and data of one order event, after the entries `context` holds."""
     if isinstance(event, Order.Placed):
         summary, data = _lines_entry(event.lines, event.currency, event.tax_rate_basis_points)
         data |= {
@@ -144,7 +191,7 @@ async def _describe(
         }
         return "placed", f"Order {event.order_number} placed: {summary}", data
     if isinstance(event, Order.LinesChanged):
-        placed = await _entry_data(cursor, event.originator_id, "placed")
+        placed = context.placed.get(event.originator_id, {})
         currency = placed.get("currency") or next(
             (line.unit_price.currency for line in event.lines), "EUR"
         )
@@ -152,7 +199,7 @@ async def _describe(
         summary, data = _lines_entry(event.lines, currency, rate)
         return "lines_changed", f"Lines changed: {summary}", data
     if isinstance(event, Order.ShipmentDispatched):
-        return await _shipment(cursor, event)
+        return _shipment(event, context.lines.get(event.originator_id, {}))
     if isinstance(event, Order.Cancelled):
         return "cancelled", f"Cancelled: {event.reason}", {"reason": event.reason}
     if isinstance(event, Order.PaymentStatusChanged):
@@ -163,7 +210,7 @@ async def _describe(
     return kind, text, {}
 
 
-class OrderTimelineProjection:
+class OrderTimelineProjection(RunApplier):
     """One row per order event, in store order, with who did it and a sentence saying what."""
 
     name = "order_timeline"
@@ -175,22 +222,24 @@ class OrderTimelineProjection:
         """Order events."""
         return isinstance(event, _HANDLED)
 
-    async def apply(
-        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
+    async def apply_batch(
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
-        """Append the event's entry to its order's timeline."""
-        kind, text, data = await _describe(cursor, event)
+        """Append each event's entry to its order's timeline: describe the events in order,
+        each after the entries of the events before it, and insert the entries at once."""
+        if not events:
+            return []
+        context = await _context(cursor, events)
+        rows: list[tuple[Any, ...]] = []
+        for event, info in events:
+            kind, text, data = _describe(event, context)
+            context.add(event.originator_id, kind, data)
+            row = (event.originator_id, info.position, info.timestamp, info.actor, kind, text)
+            rows.append((*row, Jsonb(data)))
         await cursor.execute(
             "INSERT INTO order_timeline (order_id, position, at, actor, kind, text, data)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                event.originator_id,
-                info.position,
-                info.timestamp,
-                info.actor,
-                kind,
-                text,
-                Jsonb(data),
-            ),
+            " SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::timestamptz[], %b::text[],"
+            " %b::text[], %b::text[], %b::jsonb[])",
+            columns(rows),
         )
         return []

@@ -1,17 +1,23 @@
-"""Read model of sales orders and their lines; publishes `order_status` changes."""
+"""Read model of sales orders and their lines; publishes `order_status` changes.
+
+A run of order events is folded in memory, order by order in store order, from the rows of
+the orders it continues (read once); then each order and its lines are written once."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from psycopg import AsyncCursor, sql
+from psycopg import AsyncCursor
 
-from domain.orders import Order, OrderLine, ShipmentItem, tax_on
+from domain.orders import Order, OrderLine, tax_on
 from domain.values import Money
-from projections.base import Change, EventInfo
+from projections.base import Change, RunApplier, Stamped
+from projections.unnest import columns
 
 DDL = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -87,7 +93,7 @@ def fulfilment_status(quantities_shipped: Sequence[tuple[int, int]]) -> str:
     return "partially_shipped"
 
 
-class OrdersProjection:
+class OrdersProjection(RunApplier):
     """One row per order and one per order line; every order event yields `order_status`."""
 
     name = "orders"
@@ -99,59 +105,181 @@ class OrdersProjection:
         """Order events."""
         return isinstance(event, _HANDLED)
 
-    async def apply(
-        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
+    async def apply_batch(
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
-        """Fold the event into the order's rows, then describe the order's statuses."""
-        order_id = event.originator_id
-        if isinstance(event, Order.Placed):
-            row: Any = await _insert_order(cursor, event, info)
+        """Fold the events into their orders, then write each order and its lines once."""
+        placed = {e.originator_id for e, _ in events if isinstance(e, Order.Placed)}
+        earlier = {e.originator_id for e, _ in events} - placed
+        orders = await _load(
+            cursor,
+            earlier,
+            {
+                e.originator_id
+                for e, _ in events
+                if isinstance(e, (Order.LinesChanged, Order.ShipmentDispatched))
+            }
+            & earlier,
+        )
+        changes: list[Change] = []
+        for event, info in events:
+            order_id = event.originator_id
+            if isinstance(event, Order.Placed):
+                order = orders[order_id] = _placed(event, info.timestamp)
+            elif (found := orders.get(order_id)) is not None:
+                order = found
+                order.fold(event)
+            else:
+                continue  # an order the read model does not have
+            order.row["version"], order.row["updated_at"] = event.originator_version, info.timestamp
+            if announce:
+                changes.append(order.change(info.position))
+        await _write(cursor, [orders[i] for i in placed], [o for o in orders.values() if not o.new])
+        return changes
+
+
+_ORDER_COLUMNS = (
+    ("id", "uuid"),
+    ("order_number", "text"),
+    ("customer_id", "uuid"),
+    ("location_id", "uuid"),
+    ("status", "text"),
+    ("payment_status", "text"),
+    ("fulfilment_status", "text"),
+    ("currency", "text"),
+    ("subtotal", "bigint"),
+    ("tax", "bigint"),
+    ("total", "bigint"),
+    ("tax_rate_basis_points", "integer"),
+    ("shipping_address", "text"),
+    ("line_count", "integer"),
+    ("units", "bigint"),
+    ("version", "integer"),
+    ("placed_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+_CHANGING = (
+    "status",
+    "payment_status",
+    "fulfilment_status",
+    "subtotal",
+    "tax",
+    "total",
+    "line_count",
+    "units",
+    "version",
+    "updated_at",
+)
+_LINE_COLUMNS = (
+    ("order_id", "uuid"),
+    ("product_id", "uuid"),
+    ("line_number", "integer"),
+    ("sku", "text"),
+    ("name", "text"),
+    ("quantity", "bigint"),
+    ("shipped", "bigint"),
+    ("unit_price", "bigint"),
+    ("line_total", "bigint"),
+    ("backordered", "bigint"),
+)
+_TYPES = dict(_ORDER_COLUMNS)
+
+
+def _unnest(names: Sequence[str], types: dict[str, str]) -> str:
+    arrays = ", ".join(f"%b::{types[name]}[]" for name in names)
+    return f"unnest({arrays}) AS d({', '.join(names)})"
+
+
+_INSERT_ORDERS = (
+    f"INSERT INTO orders ({', '.join(name for name, _ in _ORDER_COLUMNS)})"
+    f" SELECT * FROM {_unnest([name for name, _ in _ORDER_COLUMNS], _TYPES)}"
+)
+_UPDATE_ORDERS = (
+    f"UPDATE orders o SET {', '.join(f'{name} = d.{name}' for name in _CHANGING)}"
+    f" FROM {_unnest(['id', *_CHANGING], _TYPES)} WHERE o.id = d.id"
+)
+_INSERT_LINES = (
+    f"INSERT INTO order_lines ({', '.join(name for name, _ in _LINE_COLUMNS)})"
+    f" SELECT * FROM {_unnest([name for name, _ in _LINE_COLUMNS], dict(_LINE_COLUMNS))}"
+)
+
+
+@dataclass
+class _Line:
+    product_id: UUID
+    sku: str
+    name: str
+    quantity: int
+    shipped: int
+    unit_price: int
+    line_total: int
+    backordered: int
+
+
+@dataclass
+class _Order:
+    """An order's row and, when the run changes them, its lines."""
+
+    row: dict[str, Any]
+    lines: list[_Line] | None = None  # None: the run leaves the stored lines alone
+    new: bool = False
+
+    def fold(self, event: DomainEventProtocol[Any]) -> None:
+        """The order after a later event."""
+        row = self.row
+        if isinstance(event, Order.LinesChanged):
+            # Lines change only while pending (nothing shipped); carry shipped units over
+            # regardless, so that the fold never relies on that rule.
+            shipped = {line.product_id: line.shipped for line in self.lines or ()}
+            self.lines = _lines(event.lines, shipped)
+            row |= _line_columns(
+                event.lines, row["currency"], row["tax_rate_basis_points"], shipped
+            )
+        elif isinstance(event, Order.ShipmentDispatched):
+            lines = {line.product_id: line for line in self.lines or ()}
+            for item in event.items:
+                if (line := lines.get(item.product_id)) is not None:
+                    line.shipped += item.quantity
+            status = fulfilment_status([(line.quantity, line.shipped) for line in lines.values()])
+            row["fulfilment_status"] = status
+            # As in ShipmentDispatched.apply: the order is shipped once every line is.
+            if status == "shipped":
+                row["status"] = "shipped"
+        elif isinstance(event, Order.PaymentStatusChanged):
+            row["payment_status"] = event.payment_status
         else:
-            row = await _update_order(cursor, event, info)
-        if row is None:
-            return []
-        data = {
-            "orderId": str(order_id),
-            "status": row[0],
-            "paymentStatus": row[1],
-            "fulfilmentStatus": row[2],
-        }
-        return [Change(topic=f"orders.{order_id}", event="order_status", data=data)]
+            row["status"] = _STATUSES[type(event)]
+
+    def change(self, position: int) -> Change:
+        """The order's statuses now."""
+        row = self.row
+        return Change(
+            topic=f"orders.{row['id']}",
+            event="order_status",
+            data={
+                "orderId": str(row["id"]),
+                "status": row["status"],
+                "paymentStatus": row["payment_status"],
+                "fulfilmentStatus": row["fulfilment_status"],
+            },
+            position=position,
+        )
 
 
-async def _update_order(
-    cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
-) -> Any:
-    """Fold a later event into the order; its statuses after it (None for an unknown order)."""
-    order_id = event.originator_id
-    columns: dict[str, Any]
-    if isinstance(event, Order.LinesChanged):
-        columns = await _replace_lines(cursor, order_id, event.lines)
-    elif isinstance(event, Order.ShipmentDispatched):
-        columns = await _ship(cursor, order_id, event.items)
-    elif isinstance(event, Order.PaymentStatusChanged):
-        columns = {"payment_status": event.payment_status}
-    else:
-        columns = {"status": _STATUSES[type(event)]}
-    assigned = [
-        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column))
-        for column in columns
+def _lines(lines: Sequence[OrderLine], shipped: dict[UUID, int]) -> list[_Line]:
+    return [
+        _Line(
+            line.product_id,
+            line.sku,
+            line.name,
+            line.quantity,
+            shipped.get(line.product_id, 0),
+            line.unit_price.amount,
+            line.line_total.amount,
+            line.backordered,
+        )
+        for line in lines
     ]
-    await cursor.execute(
-        sql.SQL(
-            "UPDATE orders SET {} WHERE id = %(order_id)s"
-            " RETURNING status, payment_status, fulfilment_status"
-        ).format(
-            sql.SQL(", ").join([*assigned, sql.SQL("version = %(version)s, updated_at = %(at)s")])
-        ),
-        {
-            **columns,
-            "order_id": order_id,
-            "version": event.originator_version,
-            "at": info.timestamp,
-        },
-    )
-    return await cursor.fetchone()
 
 
 def _line_columns(
@@ -170,87 +298,82 @@ def _line_columns(
     }
 
 
-async def _insert_lines(
-    cursor: AsyncCursor[Any], order_id: UUID, lines: Sequence[OrderLine], shipped: dict[UUID, int]
-) -> None:
-    await cursor.executemany(
-        "INSERT INTO order_lines (order_id, product_id, line_number, sku, name, quantity,"
-        " shipped, unit_price, line_total, backordered)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        [
-            (
-                order_id,
-                line.product_id,
-                number,
-                line.sku,
-                line.name,
-                line.quantity,
-                shipped.get(line.product_id, 0),
-                line.unit_price.amount,
-                line.line_total.amount,
-                line.backordered,
-            )
-            for number, line in enumerate(lines, start=1)
-        ],
-    )
-
-
-async def _insert_order(
-    cursor: AsyncCursor[Any], event: Order.Placed, info: EventInfo
-) -> tuple[str, str, str]:
-    """Insert the order and its lines; its statuses (known without asking)."""
-    params = {
-        **vars(event),
+def _placed(event: Order.Placed, at: datetime) -> _Order:
+    row = {
+        "id": event.originator_id,
+        "order_number": event.order_number,
+        "customer_id": event.customer_id,
+        "location_id": event.location_id,
+        "status": "pending",
+        "payment_status": "unpaid",
+        "currency": event.currency,
+        "tax_rate_basis_points": event.tax_rate_basis_points,
+        "shipping_address": event.shipping_address,
+        "placed_at": at,
         **_line_columns(event.lines, event.currency, event.tax_rate_basis_points, {}),
-        "version": event.originator_version,
-        "at": info.timestamp,
     }
-    await cursor.execute(
-        "INSERT INTO orders (id, order_number, customer_id, location_id, status,"
-        " payment_status, fulfilment_status, currency, subtotal, tax, total,"
-        " tax_rate_basis_points, shipping_address, line_count, units, version, placed_at,"
-        " updated_at) VALUES (%(originator_id)s, %(order_number)s, %(customer_id)s,"
-        " %(location_id)s, 'pending', 'unpaid', %(fulfilment_status)s, %(currency)s,"
-        " %(subtotal)s, %(tax)s, %(total)s, %(tax_rate_basis_points)s, %(shipping_address)s,"
-        " %(line_count)s, %(units)s, %(version)s, %(at)s, %(at)s)",
-        params,
-    )
-    await _insert_lines(cursor, event.originator_id, event.lines, {})
-    return "pending", "unpaid", str(params["fulfilment_status"])
+    return _Order(row, _lines(event.lines, {}), new=True)
 
 
-async def _replace_lines(
-    cursor: AsyncCursor[Any], order_id: UUID, lines: Sequence[OrderLine]
-) -> dict[str, Any]:
-    await cursor.execute(
-        "SELECT currency, tax_rate_basis_points FROM orders WHERE id = %s", (order_id,)
-    )
-    order = await cursor.fetchone()
-    if order is None:
+async def _load(
+    cursor: AsyncCursor[Any], order_ids: set[UUID], with_lines: set[UUID]
+) -> dict[UUID, _Order]:
+    """The stored orders among `order_ids`, with their lines for those in `with_lines`."""
+    if not order_ids:
         return {}
+    names = [name for name, _ in _ORDER_COLUMNS]
     await cursor.execute(
-        "DELETE FROM order_lines WHERE order_id = %s RETURNING product_id, shipped",
-        (order_id,),
+        f"SELECT {', '.join(names)} FROM orders WHERE id = ANY(%s)", (list(order_ids),)
     )
-    # Lines change only while pending (nothing shipped); carry shipped units over regardless,
-    # so that the fold never relies on that rule.
-    shipped = {product_id: units for product_id, units in await cursor.fetchall()}
-    await _insert_lines(cursor, order_id, lines, shipped)
-    return _line_columns(lines, order[0], order[1], shipped)
+    orders = {row[0]: _Order(dict(zip(names, row, strict=True))) for row in await cursor.fetchall()}
+    loading = [order_id for order_id in with_lines if order_id in orders]
+    if loading:
+        for order_id in loading:
+            orders[order_id].lines = []
+        await cursor.execute(
+            "SELECT order_id, product_id, sku, name, quantity, shipped, unit_price, line_total,"
+            " backordered FROM order_lines WHERE order_id = ANY(%s)"
+            " ORDER BY order_id, line_number",
+            (loading,),
+        )
+        for order_id, *line in await cursor.fetchall():
+            lines = orders[order_id].lines
+            assert lines is not None
+            lines.append(_Line(*line))
+    return orders
 
 
-async def _ship(
-    cursor: AsyncCursor[Any], order_id: UUID, items: Sequence[ShipmentItem]
-) -> dict[str, Any]:
-    await cursor.executemany(
-        "UPDATE order_lines SET shipped = shipped + %s WHERE order_id = %s AND product_id = %s",
-        [(item.quantity, order_id, item.product_id) for item in items],
+async def _write(cursor: AsyncCursor[Any], new: list[_Order], stored: list[_Order]) -> None:
+    """Insert the new orders, update the stored ones, and write every changed set of lines."""
+    if new:
+        await cursor.execute(
+            _INSERT_ORDERS, columns(tuple(o.row[name] for name, _ in _ORDER_COLUMNS) for o in new)
+        )
+    if stored:
+        await cursor.execute(
+            _UPDATE_ORDERS,
+            columns(tuple(o.row[name] for name in ("id", *_CHANGING)) for o in stored),
+        )
+    rewritten = [o.row["id"] for o in stored if o.lines is not None]
+    if rewritten:
+        await cursor.execute("DELETE FROM order_lines WHERE order_id = ANY(%s)", (rewritten,))
+    lines = [
+        (o.row["id"], line.product_id, number, *_line_values(line))
+        for o in (*new, *stored)
+        if o.lines is not None
+        for number, line in enumerate(o.lines, start=1)
+    ]
+    if lines:
+        await cursor.execute(_INSERT_LINES, columns(lines))
+
+
+def _line_values(line: _Line) -> tuple[Any, ...]:
+    return (
+        line.sku,
+        line.name,
+        line.quantity,
+        line.shipped,
+        line.unit_price,
+        line.line_total,
+        line.backordered,
     )
-    await cursor.execute(
-        "SELECT quantity, shipped FROM order_lines WHERE order_id = %s", (order_id,)
-    )
-    status = fulfilment_status(await cursor.fetchall())
-    # As in ShipmentDispatched.apply: the order is shipped once every line is.
-    if status == "shipped":
-        return {"fulfilment_status": status, "status": "shipped"}
-    return {"fulfilment_status": status}

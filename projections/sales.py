@@ -3,7 +3,8 @@
 A line's revenue is its line total (tax excluded), recognised when the order is placed; its
 tax is the order's tax shared out over the lines in proportion to revenue (the remainder on
 the last line, so lines add up to the order); its cost is the quantity at the product's
-moving-average cost at that moment (projections/valuation.py). A cancelled order's lines stay,
+moving-average cost at that moment (`product_cost_history`, projections/valuation.py; the
+catalogue cost of a product never stocked). A cancelled order's lines stay,
 flagged, so reports leave them out. Refunds are rows of `sales_refunds`, one per refund of a
 payment (returns refund through payments too), dated when the money went back.
 """
@@ -11,6 +12,8 @@ payment (returns refund through payments too), dated when the money went back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +22,8 @@ from psycopg import AsyncCursor
 
 from domain.orders import Order
 from domain.payments import Payment
-from projections.base import Change, EventInfo
+from projections.base import Change, EventInfo, Stamped
+from projections.unnest import columns
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sales_lines (
@@ -61,6 +65,7 @@ CREATE TABLE IF NOT EXISTS sales_payments (
 
 
 _HANDLED = (Order.Placed, Order.LinesChanged, Order.Cancelled, Payment.Created, Payment.Refunded)
+_ORDER_EVENTS = (Order.Placed, Order.LinesChanged, Order.Cancelled)
 
 
 def share_out(total: int, weights: Sequence[int]) -> list[int]:
@@ -79,22 +84,21 @@ class SalesProjection:
     name = "sales"
     ddl = DDL
     tables: tuple[str, ...] = ("sales_lines", "sales_refunds", "sales_payments")
-    reads: tuple[str, ...] = ("orders", "order_lines", "product_costs", "products")
+    reads: tuple[str, ...] = ("orders", "order_lines", "product_cost_history", "products")
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
         """Orders placed, changed or cancelled; payments started and refunded."""
         return isinstance(event, _HANDLED)
 
+    def batches(self, event: DomainEventProtocol[Any]) -> bool:
+        """Order events join runs; payment events are applied one at a time."""
+        return isinstance(event, _ORDER_EVENTS)
+
     async def apply(
         self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
     ) -> list[Change]:
-        """Write the order's lines afresh, or flag them cancelled."""
-        if isinstance(event, Order.Cancelled):
-            await cursor.execute(
-                "UPDATE sales_lines SET cancelled = true WHERE order_id = %s",
-                (event.originator_id,),
-            )
-        elif isinstance(event, Payment.Created):
+        """Write the order's lines afresh or flag them cancelled; record payments and refunds."""
+        if isinstance(event, Payment.Created):
             await cursor.execute(
                 "INSERT INTO sales_payments (payment_id, order_id) VALUES (%s, %s)",
                 (event.originator_id, event.order_id),
@@ -114,33 +118,67 @@ class SalesProjection:
                 ),
             )
         else:
-            await _write_lines(cursor, event.originator_id, fresh=isinstance(event, Order.Placed))
+            await self.apply_batch(cursor, [(event, info)])
+        return []
+
+    async def apply_batch(
+        self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
+    ) -> list[Change]:
+        """Write afresh the lines of the orders placed or changed, as the orders read model has
+        them after the events (it already saw them), at the cost of the last such event's
+        moment; flag the lines of orders only cancelled."""
+        written: dict[UUID, int] = {}  # order → position of its last placement or change
+        placed: set[UUID] = set()
+        cancelled: set[UUID] = set()
+        for event, info in events:
+            if isinstance(event, Order.Cancelled):
+                cancelled.add(event.originator_id)
+            else:
+                written[event.originator_id] = info.position
+                if isinstance(event, Order.Placed):
+                    placed.add(event.originator_id)
+        if cancelled - written.keys():
+            await cursor.execute(
+                "UPDATE sales_lines SET cancelled = true WHERE order_id = ANY(%s)",
+                (list(cancelled - written.keys()),),
+            )
+        if written.keys() - placed:  # a placed order has no lines yet
+            await cursor.execute(
+                "DELETE FROM sales_lines WHERE order_id = ANY(%s)", (list(written.keys() - placed),)
+            )
+        if written:
+            await _write_lines(cursor, written)
         return []
 
 
-async def _write_lines(cursor: AsyncCursor[Any], order_id: UUID, *, fresh: bool) -> None:
-    """The order's lines as the orders read model now has them (it already saw the event)."""
+async def _write_lines(cursor: AsyncCursor[Any], written: dict[UUID, int]) -> None:
     await cursor.execute(
-        "SELECT o.customer_id, o.location_id, o.placed_at, o.currency, o.tax,"
+        "SELECT o.id, o.customer_id, o.location_id, o.placed_at, o.currency, o.tax,"
         " o.status = 'cancelled', l.product_id, l.line_number, l.quantity, l.line_total,"
         " COALESCE(c.unit_cost, p.cost_amount, 0)"
-        " FROM orders o JOIN order_lines l ON l.order_id = o.id"
-        " LEFT JOIN product_costs c ON c.product_id = l.product_id"
+        " FROM unnest(%b::uuid[], %b::bigint[]) AS w(order_id, position)"
+        " JOIN orders o ON o.id = w.order_id JOIN order_lines l ON l.order_id = o.id"
         " LEFT JOIN products p ON p.id = l.product_id"
-        " WHERE o.id = %s ORDER BY l.line_number",
-        (order_id,),
+        " LEFT JOIN LATERAL (SELECT h.unit_cost FROM product_cost_history h"
+        " WHERE h.product_id = l.product_id AND h.position < w.position"
+        " ORDER BY h.position DESC LIMIT 1) c ON true"
+        " ORDER BY o.id, l.line_number",
+        (list(written), list(written.values())),
     )
     lines = await cursor.fetchall()
-    if not fresh:  # a placed order has no lines yet
-        await cursor.execute("DELETE FROM sales_lines WHERE order_id = %s", (order_id,))
     if not lines:
         return
-    taxes = share_out(int(lines[0][4]), [int(line[9]) for line in lines])
-    await cursor.executemany(
+    taxes: list[int] = []
+    for _, order_lines in groupby(lines, key=itemgetter(0)):
+        same = list(order_lines)
+        taxes += share_out(int(same[0][5]), [int(line[10]) for line in same])
+    await cursor.execute(
         "INSERT INTO sales_lines (order_id, product_id, line_number, customer_id, location_id,"
         " placed_at, currency, quantity, revenue, tax, cost, cancelled)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        [
+        " SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::integer[], %b::uuid[], %b::uuid[],"
+        " %b::timestamptz[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[],"
+        " %b::bigint[], %b::boolean[])",
+        columns(
             (
                 order_id,
                 product_id,
@@ -156,6 +194,7 @@ async def _write_lines(cursor: AsyncCursor[Any], order_id: UUID, *, fresh: bool)
                 cancelled,
             )
             for (
+                order_id,
                 customer_id,
                 location_id,
                 placed_at,
@@ -168,5 +207,5 @@ async def _write_lines(cursor: AsyncCursor[Any], order_id: UUID, *, fresh: bool)
                 revenue,
                 unit_cost,
             ), tax in zip(lines, taxes, strict=True)
-        ],
+        ),
     )

@@ -57,7 +57,7 @@ class StockLevelsProjection(RunApplier):
                 "INSERT INTO stock_levels (stock_item_id, product_id, location_id, on_hand,"
                 " reserved, backordered, version, updated_at)"
                 " SELECT id, product_id, location_id, 0, 0, 0, version, at FROM unnest("
-                "%s::uuid[], %s::uuid[], %s::uuid[], %s::int[], %s::timestamptz[])"
+                "%b::uuid[], %b::uuid[], %b::uuid[], %b::int[], %b::timestamptz[])"
                 " AS o(id, product_id, location_id, version, at)",
                 columns(
                     (
@@ -114,8 +114,8 @@ class StockLevelsProjection(RunApplier):
 _MOVE = (
     "UPDATE stock_levels s SET on_hand = s.on_hand + d.on_hand,"
     " reserved = s.reserved + d.reserved, backordered = s.backordered + d.backordered,"
-    " version = d.version, updated_at = d.at FROM unnest(%s::uuid[], %s::bigint[],"
-    " %s::bigint[], %s::bigint[], %s::int[], %s::timestamptz[])"
+    " version = d.version, updated_at = d.at FROM unnest(%b::uuid[], %b::bigint[],"
+    " %b::bigint[], %b::bigint[], %b::int[], %b::timestamptz[])"
     " AS d(id, on_hand, reserved, backordered, version, at)"
     " WHERE s.stock_item_id = d.id"
 )

@@ -8,6 +8,10 @@ between locations change neither. `unit_cost` is the average, rounded; it keeps 
 average while nothing is on hand (stock that reappears without a receipt is valued at it, or
 at the product's catalogue cost before any receipt). A receipt in another currency than the
 stock's (the product's cost currency changed) revalues what is on hand at that receipt's cost.
+
+`product_cost_history` keeps the average after every event that changed it (and after a
+product's first movement), at that event's position: what the product cost at any point of
+the history, as sales take it for an order placed there.
 """
 
 from __future__ import annotations
@@ -33,6 +37,16 @@ CREATE TABLE IF NOT EXISTS product_costs (
     unit_cost bigint NOT NULL,
     updated_at timestamptz NOT NULL
 );
+CREATE TABLE IF NOT EXISTS product_cost_history (
+    product_id uuid NOT NULL,
+    position bigint NOT NULL,
+    unit_cost bigint NOT NULL,
+    PRIMARY KEY (product_id, position)
+);
+-- Costs recorded before the history was kept start it, at the beginning.
+INSERT INTO product_cost_history (product_id, position, unit_cost)
+SELECT c.product_id, 0, c.unit_cost FROM product_costs c
+WHERE NOT EXISTS (SELECT FROM product_cost_history h WHERE h.product_id = c.product_id);
 """
 
 _MOVING = MOVING_ON_HAND - {StockItem.TransferredOut, StockItem.TransferredIn}
@@ -68,7 +82,7 @@ class ProductCostsProjection(RunApplier):
 
     name = "product_costs"
     ddl = DDL
-    tables: tuple[str, ...] = ("product_costs",)
+    tables: tuple[str, ...] = ("product_costs", "product_cost_history")
     reads: tuple[str, ...] = ("products", "stock_levels")
 
     def handles(self, event: DomainEventProtocol[Any]) -> bool:
@@ -78,7 +92,8 @@ class ProductCostsProjection(RunApplier):
     async def apply_batch(
         self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
-        """Move each product's units and value event by event, then write each product once."""
+        """Move each product's units and value event by event, then write each product once
+        and every change of its average."""
         await cursor.execute(
             "SELECT s.stock_item_id, s.product_id, c.currency, c.units, c.value, c.unit_cost,"
             " p.cost_amount, p.currency FROM stock_levels s LEFT JOIN product_costs c"
@@ -88,6 +103,7 @@ class ProductCostsProjection(RunApplier):
         )
         product_of: dict[UUID, UUID] = {}
         costs: dict[UUID, list[Any]] = {}
+        recorded: dict[UUID, int | None] = {}  # the product's last recorded average
         for (
             item,
             product_id,
@@ -99,9 +115,11 @@ class ProductCostsProjection(RunApplier):
             cost_currency,
         ) in await cursor.fetchall():
             product_of[item] = product_id
+            recorded[product_id] = unit_cost
             if currency is None:  # the product's first stock: start from its catalogue cost
                 currency, units, value, unit_cost = cost_currency or "EUR", 0, 0, cost or 0
             costs[product_id] = [currency, units, value, unit_cost, None]
+        history: list[tuple[UUID, int, int]] = []
         for event, info in events:
             product_id = product_of.get(event.originator_id)
             move = movement_of(event)
@@ -116,15 +134,24 @@ class ProductCostsProjection(RunApplier):
                     currency, value = event.unit_cost.currency, units * receipt_cost
             units, value, unit_cost = next_cost(units, value, unit_cost, move.on_hand, receipt_cost)
             cost[:] = [currency, units, value, unit_cost, info.timestamp]
+            if recorded[product_id] != unit_cost:
+                recorded[product_id] = unit_cost
+                history.append((product_id, info.position, unit_cost))
         moved = [(product_id, *cost) for product_id, cost in costs.items() if cost[4] is not None]
         if moved:
             await cursor.execute(
                 "INSERT INTO product_costs (product_id, currency, units, value, unit_cost,"
-                " updated_at) SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[],"
-                " %s::bigint[], %s::bigint[], %s::timestamptz[]) ON CONFLICT (product_id)"
+                " updated_at) SELECT * FROM unnest(%b::uuid[], %b::text[], %b::bigint[],"
+                " %b::bigint[], %b::bigint[], %b::timestamptz[]) ON CONFLICT (product_id)"
                 " DO UPDATE SET currency = EXCLUDED.currency, units = EXCLUDED.units,"
                 " value = EXCLUDED.value, unit_cost = EXCLUDED.unit_cost,"
                 " updated_at = EXCLUDED.updated_at",
                 columns(moved),
+            )
+        if history:
+            await cursor.execute(
+                "INSERT INTO product_cost_history (product_id, position, unit_cost)"
+                " SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::bigint[])",
+                columns(history),
             )
         return []

@@ -1,5 +1,6 @@
-"""Runs of stock events applied set-based write the rows and announce the changes that applying
-the same events one at a time does, for any history (generated through the real commands)."""
+"""Runs of stock and order events applied set-based write the rows and announce the changes
+that applying the same events one at a time does, for any history (generated through the real
+commands)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from application.recorder import StoredNotification, XidOrderedRecorder
 from application.settings import Settings
 from application.store import EventStore
 from domain.inventory import StockItem
+from domain.orders import Order
 from projections.base import BatchProjection, Change
 from projections.registry import projection_groups
 from workers.embedded import ServiceUrls
@@ -113,8 +115,21 @@ async def _fails_as_a_run_then_alone(
 RUN = [("product", 0, 0, 2), ("receive", 0, 0, 3), ("adjust", 0, 0, 2), ("count", 0, 0, 1)]
 """Steps that make sure every history has a run in which a new product is stocked."""
 
+ORDERS_BEFORE = [
+    *[("settings", 0, 0, 3), ("receive", 1, 0, 9)],
+    *[("order", 0, 0, 1), ("order", 0, 0, 3), ("order", 0, 0, 2), ("lines", 1, 0, 1)],
+]
+ORDERS_AFTER = [
+    *[("ship_some", 1, 0, 1), ("ship_some", 1, 1, 2), ("lines", 0, 1, 3), ("ship_some", 0, 0, 1)],
+    *[("receive", 0, 0, 4), ("order", 0, 0, 1), ("lines", 0, 0, 2), ("cancel", 0, 0, 1)],
+    *[("ship_all", 3, 0, 1), ("confirm", 2, 0, 1), ("deliver", 2, 0, 1)],
+]
+"""Orders placed (one with its lines changed, with a tax rate) in the first part of a history,
+then shipped in parts, changed, cancelled and delivered in the second, among receipts that
+move their products' costs: runs of the second part continue orders of the first."""
 
-def test_stock_and_new_products_are_applied_in_runs() -> None:
+
+def test_stock_new_products_and_orders_are_applied_in_runs() -> None:
     [group] = projection_groups()
     batched = {p.name for p in group.projections if isinstance(p, BatchProjection)}
     assert batched == {
@@ -123,7 +138,13 @@ def test_stock_and_new_products_are_applied_in_runs() -> None:
         "stock_ledger",
         "low_stock_alerts",
         "product_costs",
+        "orders",
+        "order_timeline",
+        "customers",
+        "sales",
     }
+    for event_type in (Order.Placed, Order.Confirmed, Order.ShipmentDispatched, Order.Cancelled):
+        assert group.dispatch(event_type.__new__(event_type)).batched
 
 
 @settings(
@@ -138,20 +159,24 @@ async def test_a_run_applied_at_once_equals_its_events_applied_one_by_one(
     with scratch_store(servers, settings) as (chosen, store):
         shop = Shop(store)
         shop.seed()
-        for step in [*RUN, *history]:
+        for step in [*RUN, *ORDERS_BEFORE]:
+            shop.run(step)
+        first = len(list(store.iter_notifications(0)))
+        for step in [*ORDERS_AFTER, *history]:
             shop.run(step)
         notifications = list(store.iter_notifications(0))
+        chunks = [notifications[:first], notifications[first:]]
         async with (
             scratch_schema(chosen.database_url) as at_once,
             scratch_schema(chosen.database_url) as one_by_one,
             scratch_schema(chosen.database_url) as unannounced,
         ):
-            together = await _apply(at_once, store, [notifications])
+            together = await _apply(at_once, store, chunks)
             alone = await _apply(one_by_one, store, [[n] for n in notifications])
             assert together == alone
             assert await _rows(at_once) == await _rows(one_by_one)
             # As a rebuild applies them: nobody publishes the changes, the rows are the same.
-            await _apply(unannounced, store, [notifications], announce=False)
+            await _apply(unannounced, store, chunks, announce=False)
             assert await _rows(unannounced) == await _rows(one_by_one)
         assert _longest_stock_run(store) >= len(RUN)
 

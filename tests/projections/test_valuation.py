@@ -22,7 +22,7 @@ from domain.inventory import StockItem
 from domain.values import Money
 from projections.report_queries import ReportParams, report_page
 from projections.reports import REPORTS
-from projections.valuation import next_cost, rounded_ratio
+from projections.valuation import ProductCostsProjection, next_cost, rounded_ratio
 from projections.valuation_queries import inventory_metrics
 
 LOCATIONS = [UUID(int=n + 200) for n in range(2)]
@@ -129,6 +129,11 @@ async def test_value_on_hand_is_the_fold_of_the_movements(
             " JOIN products p ON p.id = c.product_id ORDER BY p.sku"
         )
         costs = {sku: (units, value, cost) for sku, units, value, cost in await cursor.fetchall()}
+        cursor = await connection.execute(
+            "SELECT DISTINCT ON (p.sku) p.sku, h.unit_cost FROM product_cost_history h"
+            " JOIN products p ON p.id = h.product_id ORDER BY p.sku, h.position DESC"
+        )
+        latest = dict(await cursor.fetchall())
         metrics = await inventory_metrics(connection, "EUR", position=3)
         page = await report_page(
             connection, REPORTS["valuation"], ReportParams(), cursor=None, limit=500, position=3
@@ -136,6 +141,7 @@ async def test_value_on_hand_is_the_fold_of_the_movements(
     for n in range(2):
         if fold.units[n] or fold.value[n] or f"V-{n}" in costs:
             assert costs[f"V-{n}"] == (fold.units[n], fold.value[n], fold.average[n])
+    assert latest == {sku: cost for sku, (_, _, cost) in costs.items()}
     assert metrics.total_units == sum(item.on_hand for item in items) == sum(fold.units)
     rows = page.items
     assert sum(row["onHand"] for row in rows) == sum(fold.units)
@@ -144,6 +150,21 @@ async def test_value_on_hand_is_the_fold_of_the_movements(
         # Each location's share is rounded: together within a unit per location of the total.
         assert abs(sum(values) - fold.value[n]) <= len(values)
     assert metrics.total_value.amount == sum(row["value"].amount for row in rows)
+
+
+async def test_costs_kept_before_the_history_start_it_when_migrated(
+    connection: AsyncConnection[Any],
+) -> None:
+    events, fold, _ = history([("receive", 0, 0, 4, 300), ("receive", 0, 0, 4, 500)])
+    async with connection.transaction(force_rollback=True):
+        await project(connection, events)
+        cursor = await connection.execute("SELECT position FROM product_cost_history")
+        assert len(await cursor.fetchall()) == 2  # each receipt moved the average
+        await connection.execute("DELETE FROM product_cost_history")  # as before it was kept
+        for _ in range(2):  # migrating again adds nothing
+            await connection.execute(ProductCostsProjection.ddl)
+        cursor = await connection.execute("SELECT position, unit_cost FROM product_cost_history")
+        assert await cursor.fetchall() == [(0, fold.average[0])]
 
 
 @given(

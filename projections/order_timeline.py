@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from eventsourcing.domain import DomainEventProtocol
 from psycopg import AsyncCursor
 from psycopg.types.json import Jsonb
@@ -91,6 +92,7 @@ def _lines_entry(
 
 
 _LINES = ("placed", "lines_changed")
+_json = msgspec.json.Encoder().encode
 
 
 @dataclass
@@ -235,7 +237,7 @@ class OrderTimelineProjection(RunApplier):
             kind, text, data = _describe(event, context)
             context.add(event.originator_id, kind, data)
             row = (event.originator_id, info.position, info.timestamp, info.actor, kind, text)
-            rows.append((*row, Jsonb(data)))
+            rows.append((*row, Jsonb(data, dumps=_json)))
         await cursor.execute(
             "INSERT INTO order_timeline (order_id, position, at, actor, kind, text, data)"
             " SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::timestamptz[], %b::text[],"

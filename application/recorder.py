@@ -111,7 +111,8 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
                 "autovacuum_analyze_scale_factor = 0.01)"
             ).format(table=table, id_type=id_type)
         ]
-        # Parallel arrays rather than the stock composite type: cheaper to adapt client-side.
+        # Parallel arrays rather than the stock composite type: cheaper to adapt client-side,
+        # bound in binary (psycopg escapes each element of a text-format array in Python).
         # The one-row join sets lock_timeout (transaction-local, like the stock SET LOCAL)
         # before any row can be inserted, so the wait on a conflicting in-flight insert is
         # bounded without a second statement; an INSERT alone is then one round trip.
@@ -128,7 +129,7 @@ class XidOrderedRecorder(PostgresApplicationRecorder):
                 "|| int4send(e.originator_version) "
                 "|| sha256(convert_to(e.topic, 'UTF8')) || sha256(e.state) "
                 "|| sha256(convert_to(%s::jsonb::text, 'UTF8')) AS body "
-                "FROM unnest(%s::{id_type}[], %s::int[], %s::text[], %s::bytea[]) "
+                "FROM unnest(%b::{id_type}[], %b::int[], %b::text[], %b::bytea[]) "
                 "WITH ORDINALITY AS e(originator_id, originator_version, topic, state, ordinal)"
                 "), chain AS ("
                 "SELECT i.*, sha256(COALESCE(p.event_hash, ''::bytea) || i.body) AS event_hash "

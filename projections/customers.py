@@ -11,7 +11,7 @@ from psycopg import AsyncCursor
 
 from domain.customers import Customer
 from domain.orders import Order
-from projections.base import Change, EventInfo, Stamped
+from projections.base import Change, EventInfo, RunApplier, Stamped
 
 DDL = """
 CREATE TABLE IF NOT EXISTS customers (
@@ -63,7 +63,7 @@ WHERE c.id = t.customer_id
 """
 
 
-class CustomersProjection:
+class CustomersProjection(RunApplier):
     """One row per customer, with order count, open orders, total spent and last order time.
 
     The order figures are read from orders, so this projection must be in the same group
@@ -89,48 +89,50 @@ class CustomersProjection:
     async def apply_batch(
         self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
-        """Recount, once, the customers of the orders the events changed."""
+        """Insert on registration or update details (a customer event comes alone); recount,
+        once, the customers of the orders the order events changed."""
+        orders: set[UUID] = set()
         first: dict[UUID, str] = {}
-        for event, _ in events:
+        for event, info in events:
             if isinstance(event, Order.Placed):
                 first.setdefault(event.customer_id, event.currency)
-        await cursor.execute(
-            _RECOUNT,
-            (list(first), list(first.values()), list({e.originator_id for e, _ in events})),
-        )
+            if isinstance(event, _ORDER_EVENTS):
+                orders.add(event.originator_id)
+            else:
+                await _change_customer(cursor, event, info)
+        if orders:
+            await cursor.execute(_RECOUNT, (list(first), list(first.values()), list(orders)))
         return []
 
-    async def apply(
-        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
-    ) -> list[Change]:
-        """Insert on registration, update details, or recount the customer's orders."""
-        if isinstance(event, Customer.Registered):
-            await cursor.execute(
-                "INSERT INTO customers (id, email, name, phone, address, active, version,"
-                " created_at, updated_at, order_count, open_order_count, total_spent)"
-                " VALUES (%s, %s, %s, %s, %s, true, %s, %s, %s, 0, 0, 0)",
-                (
-                    event.originator_id,
-                    event.email,
-                    event.name,
-                    event.phone,
-                    event.address,
-                    event.originator_version,
-                    info.timestamp,
-                    info.timestamp,
-                ),
-            )
-        elif type(event) in _UPDATES:
-            params = {
-                **vars(event),
-                "version": event.originator_version,
-                "at": info.timestamp,
-            }
-            await cursor.execute(
-                f"UPDATE customers SET {_UPDATES[type(event)]}, version = %(version)s,"
-                " updated_at = %(at)s WHERE id = %(originator_id)s",
-                params,
-            )
-        else:
-            await self.apply_batch(cursor, [(event, info)])
-        return []
+
+async def _change_customer(
+    cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
+) -> None:
+    """Insert a registered customer, or update their details."""
+    if isinstance(event, Customer.Registered):
+        await cursor.execute(
+            "INSERT INTO customers (id, email, name, phone, address, active, version,"
+            " created_at, updated_at, order_count, open_order_count, total_spent)"
+            " VALUES (%s, %s, %s, %s, %s, true, %s, %s, %s, 0, 0, 0)",
+            (
+                event.originator_id,
+                event.email,
+                event.name,
+                event.phone,
+                event.address,
+                event.originator_version,
+                info.timestamp,
+                info.timestamp,
+            ),
+        )
+    elif type(event) in _UPDATES:
+        params = {
+            **vars(event),
+            "version": event.originator_version,
+            "at": info.timestamp,
+        }
+        await cursor.execute(
+            f"UPDATE customers SET {_UPDATES[type(event)]}, version = %(version)s,"
+            " updated_at = %(at)s WHERE id = %(originator_id)s",
+            params,
+        )

@@ -22,7 +22,7 @@ from psycopg import AsyncCursor
 
 from domain.orders import Order
 from domain.payments import Payment
-from projections.base import Change, EventInfo, Stamped
+from projections.base import Change, EventInfo, RunApplier, Stamped
 from projections.unnest import columns
 
 DDL = """
@@ -78,7 +78,7 @@ def share_out(total: int, weights: Sequence[int]) -> list[int]:
     return shares
 
 
-class SalesProjection:
+class SalesProjection(RunApplier):
     """Sales lines per order; runs after OrdersProjection and ProductCostsProjection."""
 
     name = "sales"
@@ -94,44 +94,20 @@ class SalesProjection:
         """Order events join runs; payment events are applied one at a time."""
         return isinstance(event, _ORDER_EVENTS)
 
-    async def apply(
-        self, cursor: AsyncCursor[Any], event: DomainEventProtocol[Any], info: EventInfo
-    ) -> list[Change]:
-        """Write the order's lines afresh or flag them cancelled; record payments and refunds."""
-        if isinstance(event, Payment.Created):
-            await cursor.execute(
-                "INSERT INTO sales_payments (payment_id, order_id) VALUES (%s, %s)",
-                (event.originator_id, event.order_id),
-            )
-        elif isinstance(event, Payment.Refunded):
-            await cursor.execute(
-                "INSERT INTO sales_refunds (position, order_id, customer_id, location_id,"
-                " currency, amount, refunded_at) SELECT %s, o.id, o.customer_id, o.location_id,"
-                " %s, %s, %s FROM sales_payments p JOIN orders o ON o.id = p.order_id"
-                " WHERE p.payment_id = %s",
-                (
-                    info.position,
-                    event.refund.amount.currency,
-                    event.refund.amount.amount,
-                    info.timestamp,
-                    event.originator_id,
-                ),
-            )
-        else:
-            await self.apply_batch(cursor, [(event, info)])
-        return []
-
     async def apply_batch(
         self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
-        """Write afresh the lines of the orders placed or changed, as the orders read model has
-        them after the events (it already saw them), at the cost of the last such event's
-        moment; flag the lines of orders only cancelled."""
+        """Record a payment or a refund (a payment event comes alone); write afresh the lines
+        of the orders placed or changed, as the orders read model has them after the events
+        (it already saw them), at the cost of the last such event's moment; flag the lines of
+        orders only cancelled."""
         written: dict[UUID, int] = {}  # order → position of its last placement or change
         placed: set[UUID] = set()
         cancelled: set[UUID] = set()
         for event, info in events:
-            if isinstance(event, Order.Cancelled):
+            if isinstance(event, Payment.Created | Payment.Refunded):
+                await _record_payment(cursor, event, info)
+            elif isinstance(event, Order.Cancelled):
                 cancelled.add(event.originator_id)
             else:
                 written[event.originator_id] = info.position
@@ -149,6 +125,31 @@ class SalesProjection:
         if written:
             await _write_lines(cursor, written)
         return []
+
+
+async def _record_payment(
+    cursor: AsyncCursor[Any], event: Payment.Created | Payment.Refunded, info: EventInfo
+) -> None:
+    """Remember which order a payment is for; record a refund against that order."""
+    if isinstance(event, Payment.Created):
+        await cursor.execute(
+            "INSERT INTO sales_payments (payment_id, order_id) VALUES (%s, %s)",
+            (event.originator_id, event.order_id),
+        )
+    else:
+        await cursor.execute(
+            "INSERT INTO sales_refunds (position, order_id, customer_id, location_id,"
+            " currency, amount, refunded_at) SELECT %s, o.id, o.customer_id, o.location_id,"
+            " %s, %s, %s FROM sales_payments p JOIN orders o ON o.id = p.order_id"
+            " WHERE p.payment_id = %s",
+            (
+                info.position,
+                event.refund.amount.currency,
+                event.refund.amount.amount,
+                info.timestamp,
+                event.originator_id,
+            ),
+        )
 
 
 async def _write_lines(cursor: AsyncCursor[Any], written: dict[UUID, int]) -> None:

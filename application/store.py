@@ -10,9 +10,20 @@ from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    Repository,
+)
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import EventStore as Events
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    PersistenceError,
+    Transcoding,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Literal
@@ -20,6 +31,7 @@ from psycopg.sql import SQL, Literal
 from application.context import CommandContext
 from application.recorder import StoredNotification
 from application.settings import Settings, SettingsError
+from application.snapshots import SNAPSHOT_INTERVALS, SnapshotRecorder, crosses_interval
 from domain.errors import Conflict, NotFound
 from domain.orders import OrderLine, ShipmentItem
 from domain.payments import Refund
@@ -78,6 +90,56 @@ class PmsApplication(Application[UUID]):
     """The one event-sourced application: one notification log for all aggregates."""
 
     name = "pms"
+    snapshotting_intervals = SNAPSHOT_INTERVALS
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        # Reads a snapshot before the events: for the classes that take them (`load`).
+        self.snapshotted = self._repository_over(self.snapshots)
+
+    def construct_snapshot_store(self) -> Events[UUID]:
+        """Snapshots in `pms_snapshots`, beside the events (in memory for domain tests)."""
+        if isinstance(self.recorder, PostgresApplicationRecorder):
+            recorder = SnapshotRecorder(self.recorder.datastore, events_table_name="pms_snapshots")
+            return Events(mapper=self.mapper, recorder=recorder)
+        return super().construct_snapshot_store()
+
+    def construct_repository(self) -> Repository[UUID]:
+        """Loads from events alone: the history and audit views, and every aggregate whose
+        class takes no snapshots (one query, not a snapshot query first)."""
+        return self._repository_over(None)
+
+    def _repository_over(self, snapshots: Events[UUID] | None) -> Repository[UUID]:
+        size = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
+        return Repository(
+            self.events, snapshot_store=snapshots, cache_maxsize=int(size) if size else None
+        )
+
+    def load(self, cls: type[Any], aggregate_id: UUID) -> Aggregate:
+        """The current state of an aggregate of class `cls` (AggregateNotFoundError if none):
+        from its latest snapshot and the events after it if `cls` takes snapshots."""
+        snapshots = cls in self.snapshotting_intervals
+        repository = self.snapshotted if snapshots else self.repository
+        return cast(Aggregate, repository.get(aggregate_id))
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """After a save, a snapshot of each saved aggregate whose new events reached a
+        multiple of its class's interval: of the state in hand, which is what the save
+        committed (the library would load it again). The events are committed by then, so
+        a snapshot that cannot be stored is logged, never raised: it is only a cache."""
+        first: dict[UUID, int] = {}
+        for event in processing_event.events:
+            first.setdefault(event.originator_id, event.originator_version)
+        for aggregate_id, version in first.items():
+            aggregate = processing_event.aggregates.get(aggregate_id)
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if not isinstance(aggregate, Aggregate) or interval is None or self.snapshots is None:
+                continue
+            if crosses_interval(version, aggregate.version, interval):
+                try:
+                    self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])
+                except PersistenceError:
+                    log.warning("snapshot of %s not stored", aggregate_id, exc_info=True)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         """Add our value objects to the library's JSON transcoder."""
@@ -163,7 +225,7 @@ class UnitOfWork:
         cached = self._aggregates.get(aggregate_id)
         if cached is None:
             try:
-                cached = cast(Aggregate, self._app.repository.get(aggregate_id))
+                cached = self._app.load(cls, aggregate_id)
             except AggregateNotFoundError:
                 return None
             self._aggregates[aggregate_id] = cached
@@ -191,6 +253,13 @@ class EventStore:
         """An event store on the PostgreSQL server of `settings`."""
         app = PmsApplication(env=application_env(settings))
         return cls(app, retries=settings.command_retries)
+
+    def create_snapshot_table(self) -> None:
+        """Create `pms_snapshots` if it does not exist (`pms migrate`)."""
+        snapshots = self.app.snapshots
+        assert snapshots is not None
+        assert isinstance(snapshots.recorder, SnapshotRecorder)
+        snapshots.recorder.create_table()
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only appends,http,lag,catchup]`: measure, compare, report.
+"""`python -m bench [--quick] [--only appends,http,lag,reports,catchup,loads]`: measure, report.
 
 Starts its own servers (embedded, as `make test` does, unless PMS_BENCH_DATABASE_URL,
 PMS_BENCH_NATS_URL or PMS_BENCH_REDIS_URL are set), runs every measurement several times beside
@@ -19,12 +19,12 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import appends, catchup, report, reports, system
+from bench import appends, catchup, loads, report, reports, system
 from bench.http_load import HttpPlan
 from bench.report import Results
-from bench.servers import BenchServers, CpuMeter, workdir
+from bench.servers import BenchServers, CpuMeter, prepare_database, workdir
 
-PHASES = ("appends", "http", "lag", "reports", "catchup")
+PHASES = ("appends", "http", "lag", "reports", "catchup", "loads")
 IDLE_CHECK_SECONDS = 2.0
 BUSY_MACHINE_PERCENT = 20
 
@@ -40,7 +40,14 @@ def _git(*args: str) -> str:
 
 def _plans(
     args: argparse.Namespace,
-) -> tuple[appends.AppendPlan, HttpPlan, system.LagPlan, reports.ReportsPlan, catchup.CatchupPlan]:
+) -> tuple[
+    appends.AppendPlan,
+    HttpPlan,
+    system.LagPlan,
+    reports.ReportsPlan,
+    catchup.CatchupPlan,
+    loads.LoadsPlan,
+]:
     if args.quick:
         plans = (
             appends.AppendPlan(warmup=0.15, window=0.4, latency_rounds=300),
@@ -54,6 +61,7 @@ def _plans(
                 shop_events=5_000,
                 shop_rebuild_cap_seconds=10.0,
             ),
+            loads.LoadsPlan(histories=(1_000, 5_000), loads=5),
         )
     else:
         plans = (
@@ -62,8 +70,9 @@ def _plans(
             system.LagPlan(),
             reports.ReportsPlan(),
             catchup.CatchupPlan(),
+            loads.LoadsPlan(),
         )
-    append_plan, http_plan, lag_plan, reports_plan, catchup_plan = plans
+    append_plan, http_plan, lag_plan, reports_plan, catchup_plan, loads_plan = plans
     scale = args.scale
     reps = args.reps
     append_plan = replace(
@@ -88,7 +97,8 @@ def _plans(
         reps=reps or catchup_plan.reps,
     )
     reports_plan = replace(reports_plan, reps=reps or reports_plan.reps)
-    return append_plan, http_plan, lag_plan, reports_plan, catchup_plan
+    loads_plan = replace(loads_plan, reps=reps or loads_plan.reps)
+    return append_plan, http_plan, lag_plan, reports_plan, catchup_plan, loads_plan
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -114,7 +124,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected phases; print the table; write the JSON."""
     args = _parse(argv)
-    append_plan, http_plan, lag_plan, reports_plan, catchup_plan = _plans(args)
+    append_plan, http_plan, lag_plan, reports_plan, catchup_plan, loads_plan = _plans(args)
     results = Results()
     results.meta = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -131,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "lag": asdict(lag_plan),
             "reports": asdict(reports_plan),
             "catchup": asdict(catchup_plan),
+            "loads": asdict(loads_plan),
         },
         "cpu": {},
     }
@@ -170,6 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             with CpuMeter() as meter:
                 catchup.run(servers, results, catchup_plan, logs)
             results.meta["cpu"]["catch-up"] = meter.usage
+        if "loads" in args.phases:
+            print("loads", file=sys.stderr, flush=True)
+            settings = servers.settings(servers.new_database("loads"))
+            prepare_database(settings)
+            loads.run(settings, loads_plan, results)
     results.meta["seconds"] = round(time.monotonic() - began)
     evaluate(results, append_plan)
     print(render(results, append_plan))
@@ -371,6 +387,13 @@ def render(results: Results, append_plan: appends.AppendPlan) -> str:
         out += [
             "## Catch-up of a backlog (events/s)",
             report.table(["step", "events/s"], catch_rows),
+            "",
+        ]
+    load_rows = loads.rows(results)
+    if load_rows:
+        out += [
+            "## Loading a stock item (ms, p50; a full replay is the baseline)",
+            report.table(["history (events)", "replayed", "from snapshot", "speed-up"], load_rows),
             "",
         ]
     if "memory.api.peak" in results.figures:

@@ -154,6 +154,7 @@ def prepare_database(settings: Settings) -> None:
         if settings.event_store == "stock":
             # workers.migrate refuses any recorder but ours; the read side is the same.
             store.app.recorder.create_table()  # type: ignore[attr-defined]
+            store.create_snapshot_table()
             with psycopg.connect(settings.database_url, autocommit=True) as connection:
                 for statement in read_side_ddl():
                     connection.execute(statement)

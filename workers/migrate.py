@@ -46,6 +46,7 @@ def migrate(store: EventStore, database_url: str) -> None:
         connection.execute("SELECT pg_advisory_lock(724001)")
         try:
             recorder.create_table()
+            store.create_snapshot_table()
             for statement in read_side_ddl():
                 connection.execute(statement)
         finally:

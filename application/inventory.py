@@ -38,9 +38,11 @@ class AdjustStock(msgspec.Struct, rename="camel", forbid_unknown_fields=True, fr
 
 def stock_item_for(unit: UnitOfWork, product_id: UUID, location_id: UUID) -> StockItem:
     """The stock item of a product at a location, opened on first use."""
+    item_id = StockItem.create_id(product_id, location_id)
+    unit.prefetch([product_id, location_id, item_id])
     product = unit.get(Product, product_id)
     location = unit.get(Location, location_id)
-    item = unit.find(StockItem, StockItem.create_id(product.id, location.id))
+    item = unit.find(StockItem, item_id)
     if item is None:
         if not location.active:
             raise IllegalTransition("the location is deactivated")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 from uuid import UUID, uuid4
 
@@ -12,6 +13,7 @@ from application.context import CommandContext
 from application.inventory import stock_item_for
 from application.store import EventStore, Outcome, UnitOfWork
 from domain.catalogue import Product
+from domain.company import COMPANY_SETTINGS_ID
 from domain.customers import Customer
 from domain.errors import IllegalTransition, InsufficientStock, InvalidValue, Shortage
 from domain.inventory import StockItem
@@ -72,6 +74,7 @@ def _priced_and_reserved_lines(
 ) -> list[OrderLine]:
     """Price merged lines from the catalogue and reserve their stock, all or nothing."""
     merged = merge_lines([(item.product_id, item.quantity) for item in items])
+    unit.prefetch([location_id, *merged, *_stock_ids(location_id, merged)])
     lines: list[OrderLine] = []
     shortages: list[Shortage] = []
     for product_id, quantity in merged.items():
@@ -107,7 +110,12 @@ def place_order(store: EventStore, context: CommandContext, command: PlaceOrder)
     """Price the lines, reserve their stock and create the order in one atomic save."""
     number = store.next_number(ORDER_NUMBER_SEQUENCE)
 
+    product_ids = [item.product_id for item in command.items]
+
     def decide(unit: UnitOfWork) -> Order:
+        # Two queries for everything the order reads: what the command names, then the
+        # location and stock items once the settings have said which location.
+        unit.prefetch([command.customer_id, COMPANY_SETTINGS_ID, *product_ids])
         customer = unit.get(Customer, command.customer_id)
         customer.check_can_order()
         settings = company_settings(unit)
@@ -133,7 +141,12 @@ def place_order(store: EventStore, context: CommandContext, command: PlaceOrder)
     return store.execute(context, decide)
 
 
+def _stock_ids(location_id: UUID, product_ids: Iterable[UUID]) -> list[UUID]:
+    return [StockItem.create_id(product_id, location_id) for product_id in product_ids]
+
+
 def _release_all(unit: UnitOfWork, order: Order, reason: str) -> None:
+    unit.prefetch(_stock_ids(order.location_id, (line.product_id for line in order.lines)))
     for line in order.lines:
         item = unit.get(StockItem, StockItem.create_id(line.product_id, order.location_id))
         item.release(document=document_of(order.id), reason=reason)
@@ -181,6 +194,7 @@ def ship_order(
         shipment = order.ship(
             items, carrier=command.carrier, tracking_number=command.tracking_number
         )
+        unit.prefetch(_stock_ids(order.location_id, (item.product_id for item in shipment)))
         for shipped in shipment:
             stock = unit.get(StockItem, StockItem.create_id(shipped.product_id, order.location_id))
             stock.allocate_backorder(document=document_of(order.id))

@@ -37,6 +37,7 @@ class RefundPayment(msgspec.Struct, rename="camel", forbid_unknown_fields=True, 
 
 
 def _payments(unit: UnitOfWork, order: Order) -> list[Payment]:
+    unit.prefetch(order.payment_ids)
     return [unit.get(Payment, payment_id) for payment_id in order.payment_ids]
 
 

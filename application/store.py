@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
@@ -29,6 +30,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Literal
 
 from application.context import CommandContext
+from application.loading import BatchLoader, replay
 from application.recorder import StoredNotification
 from application.settings import Settings, SettingsError
 from application.snapshots import SNAPSHOT_INTERVALS, SnapshotRecorder, crosses_interval
@@ -96,6 +98,17 @@ class PmsApplication(Application[UUID]):
         super().__init__(env)
         # Reads a snapshot before the events: for the classes that take them (`load`).
         self.snapshotted = self._repository_over(self.snapshots)
+        self.batch_loader: BatchLoader | None = None
+        snapshots = self.snapshots.recorder if self.snapshots else None
+        if isinstance(self.recorder, PostgresApplicationRecorder) and isinstance(
+            snapshots, SnapshotRecorder
+        ):
+            self.batch_loader = BatchLoader(
+                self.recorder.datastore,
+                self.mapper,
+                self.recorder.events_table_name,
+                snapshots.events_table_name,
+            )
 
     def construct_snapshot_store(self) -> Events[UUID]:
         """Snapshots in `pms_snapshots`, beside the events (in memory for domain tests)."""
@@ -120,7 +133,18 @@ class PmsApplication(Application[UUID]):
         from its latest snapshot and the events after it if `cls` takes snapshots."""
         snapshots = cls in self.snapshotting_intervals
         repository = self.snapshotted if snapshots else self.repository
-        return cast(Aggregate, repository.get(aggregate_id))
+        return repository.get(aggregate_id, projector_func=replay)
+
+    def load_many(self, ids: Sequence[UUID]) -> dict[UUID, Aggregate]:
+        """The aggregates among `ids` that exist, each at its current state, in one query
+        (one by one through the aggregate cache when PMS_AGGREGATE_CACHE enables it)."""
+        if self.batch_loader is not None and self.repository.cache is None:
+            return self.batch_loader.load(ids)
+        found = {}  # and the in-memory store of the domain tests
+        for aggregate_id in ids:
+            with contextlib.suppress(AggregateNotFoundError):
+                found[aggregate_id] = cast(Aggregate, self.snapshotted.get(aggregate_id))
+        return found
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         """After a save, a snapshot of each saved aggregate whose new events reached a
@@ -207,6 +231,15 @@ class UnitOfWork:
     def __init__(self, app: PmsApplication) -> None:
         self._app = app
         self._aggregates: dict[UUID, Aggregate] = {}
+        self._missing: set[UUID] = set()  # prefetched ids that name no aggregate
+
+    def prefetch(self, ids: Iterable[UUID]) -> None:
+        """Load the aggregates with these ids in one query (those not loaded yet), so that
+        the `get`s and `find`s that follow need none."""
+        wanted = [i for i in dict.fromkeys(ids) if i not in self._aggregates]
+        found = self._app.load_many(wanted)
+        self._aggregates.update(found)
+        self._missing.update(i for i in wanted if i not in found)
 
     def get(self, cls: type[A], aggregate_id: UUID, *, version: int | None = None) -> A:
         """Load an aggregate of type `cls`, or raise NotFound; check If-Match `version`."""
@@ -224,6 +257,8 @@ class UnitOfWork:
         """Load an aggregate of type `cls` if it exists."""
         cached = self._aggregates.get(aggregate_id)
         if cached is None:
+            if aggregate_id in self._missing:
+                return None
             try:
                 cached = self._app.load(cls, aggregate_id)
             except AggregateNotFoundError:

@@ -18,6 +18,8 @@ from application.context import CommandContext
 from application.settings import Settings
 from application.snapshots import SNAPSHOT_INTERVALS, crosses_interval
 from application.store import EventStore, PmsApplication, UnitOfWork, application_env
+from domain.catalogue import Product
+from domain.customers import Customer
 from domain.errors import DomainError
 from domain.inventory import StockItem
 from domain.values import Money
@@ -95,6 +97,7 @@ def test_an_item_loaded_from_snapshots_is_the_item_replayed_from_its_events(
         from_snapshot = often.app.load(StockItem, item.id)
         replayed: StockItem = often.app.repository.get(item.id)
         assert state_of(from_snapshot) == state_of(replayed)
+        assert state_of(often.app.load_many([item.id])[item.id]) == state_of(replayed)
     assert _snapshot_versions(often, item.id) == expected_snapshots[-1:]  # the latest only
 
 
@@ -146,6 +149,55 @@ def test_a_snapshot_that_cannot_be_stored_leaves_the_command_done(
     loaded = often.app.load(StockItem, item.id)
     assert isinstance(loaded, StockItem)
     assert (loaded.version, loaded.on_hand) == (3, 7)
+
+
+def test_loading_many_at_once_equals_loading_each(store: EventStore) -> None:
+    price, cost = Money(500, "EUR"), Money(200, "EUR")
+    product = Product.create(sku=f"L-{uuid4().hex[:8]}", name="P", price=price, cost=cost)
+    product.change_details(name="Renamed", description="", category=None, supplier_id=None)
+    customer = Customer.register(email=f"{uuid4().hex[:8]}@example.com", name="C")
+    snapshotted, fresh = StockItem.open(product.id, uuid4()), StockItem.open(product.id, uuid4())
+    for n in range(25):  # snapshots at 10 and 20, then events after the latest
+        snapshotted.receive(1, Money(100, "EUR"), document=f"GRN-{n}")
+        store.app.save(snapshotted)
+    fresh.receive(3, Money(100, "EUR"), document=None)
+    store.app.save(product, customer, fresh)
+    missing = uuid4()
+    ids = [fresh.id, missing, customer.id, snapshotted.id, product.id, snapshotted.id]
+    found = store.app.load_many(ids)
+    assert sorted(found, key=str) == sorted(set(ids) - {missing}, key=str)
+    for aggregate in (product, customer, snapshotted, fresh):
+        assert state_of(found[aggregate.id]) == state_of(aggregate)
+        assert state_of(found[aggregate.id]) == state_of(store.app.repository.get(aggregate.id))
+    assert store.app.load_many([]) == {}
+
+
+def test_with_the_aggregate_cache_many_load_one_by_one_alike(settings: Settings) -> None:
+    cached = EventStore(
+        PmsApplication(env={**application_env(settings), "AGGREGATE_CACHE_MAXSIZE": "50"})
+    )
+    try:
+        item = StockItem.open(uuid4(), uuid4())
+        for n in range(12):
+            item.receive(2, Money(100, "EUR"), document=f"GRN-{n}")
+            cached.app.save(item)
+        missing = uuid4()
+        for _ in range(2):  # the second time from the cache
+            found = cached.app.load_many([item.id, missing])
+            assert list(found) == [item.id]
+            assert state_of(found[item.id]) == state_of(item)
+    finally:
+        cached.close()
+
+
+def test_a_unit_of_work_prefetches_what_it_then_gets(store: EventStore) -> None:
+    customer = Customer.register(email=f"{uuid4().hex[:8]}@example.com", name="C")
+    store.app.save(customer)
+    unit, missing = UnitOfWork(store.app), uuid4()
+    unit.prefetch([customer.id, missing])
+    assert unit.find(Customer, missing) is None
+    assert unit.get(Customer, customer.id).version == customer.version
+    assert unit.find(StockItem, customer.id) is None  # another class: not found either
 
 
 def test_the_snapshot_table_is_created_again_without_harm(store: EventStore) -> None:

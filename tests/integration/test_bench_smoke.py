@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import appends, catchup, reports, system
+from bench import appends, catchup, loads, reports, system
 from bench.__main__ import evaluate, render
 from bench.http_load import HttpPlan
 from bench.report import Results
-from bench.servers import BenchServers
+from bench.servers import BenchServers, prepare_database
 from workers.embedded import ServiceUrls
 
 
@@ -42,6 +42,9 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
             catchup.CatchupPlan(events=300, reps=1, cap_seconds=5.0, shop_events=200),
             tmp_path / "logs",
         )
+        loads_settings = bench_servers.settings(bench_servers.new_database("loads"))
+        prepare_database(loads_settings)
+        loads.run(loads_settings, loads.LoadsPlan(histories=(30,), loads=2, reps=1), results)
     evaluate(results, append_plan)
     table = render(results, append_plan)
     output = tmp_path / "bench-results.json"
@@ -65,6 +68,8 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
         "catchup.rebuild_shop",
         "reports.valuation.uncached",
         "reports.top-products.cached",
+        "loads.30.replay",
+        "loads.30.snapshot",
     ):
         assert written["figures"][key]["runs"], key
     assert written["figures"]["http.place_order.xid.2api.rps"]["median"] > 0
@@ -73,3 +78,4 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
     assert len(written["targets"]) == 10
     assert "## Targets" in table
     assert "## Report queries" in table
+    assert "## Loading a stock item" in table

@@ -17,7 +17,7 @@ from psycopg import AsyncCursor
 from domain.orders import Order, OrderLine, tax_on
 from domain.values import Money
 from projections.base import Change, RunApplier, Stamped
-from projections.unnest import columns
+from projections.unnest import columns, unnest_of
 
 DDL = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -185,22 +185,17 @@ _LINE_COLUMNS = (
 _TYPES = dict(_ORDER_COLUMNS)
 
 
-def _unnest(names: Sequence[str], types: dict[str, str]) -> str:
-    arrays = ", ".join(f"%b::{types[name]}[]" for name in names)
-    return f"unnest({arrays}) AS d({', '.join(names)})"
-
-
 _INSERT_ORDERS = (
     f"INSERT INTO orders ({', '.join(name for name, _ in _ORDER_COLUMNS)})"
-    f" SELECT * FROM {_unnest([name for name, _ in _ORDER_COLUMNS], _TYPES)}"
+    f" SELECT * FROM {unnest_of([name for name, _ in _ORDER_COLUMNS], _TYPES)}"
 )
 _UPDATE_ORDERS = (
     f"UPDATE orders o SET {', '.join(f'{name} = d.{name}' for name in _CHANGING)}"
-    f" FROM {_unnest(['id', *_CHANGING], _TYPES)} WHERE o.id = d.id"
+    f" FROM {unnest_of(['id', *_CHANGING], _TYPES)} WHERE o.id = d.id"
 )
 _INSERT_LINES = (
     f"INSERT INTO order_lines ({', '.join(name for name, _ in _LINE_COLUMNS)})"
-    f" SELECT * FROM {_unnest([name for name, _ in _LINE_COLUMNS], dict(_LINE_COLUMNS))}"
+    f" SELECT * FROM {unnest_of([name for name, _ in _LINE_COLUMNS], dict(_LINE_COLUMNS))}"
 )
 
 

@@ -22,7 +22,7 @@ from psycopg import AsyncCursor
 
 from domain.orders import Order
 from domain.payments import Payment
-from projections.base import Change, EventInfo, RunApplier, Stamped
+from projections.base import Change, RunApplier, Stamped
 from projections.unnest import columns
 
 DDL = """
@@ -65,7 +65,6 @@ CREATE TABLE IF NOT EXISTS sales_payments (
 
 
 _HANDLED = (Order.Placed, Order.LinesChanged, Order.Cancelled, Payment.Created, Payment.Refunded)
-_ORDER_EVENTS = (Order.Placed, Order.LinesChanged, Order.Cancelled)
 
 
 def share_out(total: int, weights: Sequence[int]) -> list[int]:
@@ -90,24 +89,20 @@ class SalesProjection(RunApplier):
         """Orders placed, changed or cancelled; payments started and refunded."""
         return isinstance(event, _HANDLED)
 
-    def batches(self, event: DomainEventProtocol[Any]) -> bool:
-        """Order events join runs; payment events are applied one at a time."""
-        return isinstance(event, _ORDER_EVENTS)
-
     async def apply_batch(
         self, cursor: AsyncCursor[Any], events: Sequence[Stamped], *, announce: bool = True
     ) -> list[Change]:
-        """Record a payment or a refund (a payment event comes alone); write afresh the lines
-        of the orders placed or changed, as the orders read model has them after the events
-        (it already saw them), at the cost of the last such event's moment; flag the lines of
-        orders only cancelled."""
+        """Record the run's payments and refunds; write afresh the lines of the orders placed
+        or changed, as the orders read model has them after the events (it already saw them),
+        at the cost of the last such event's moment; flag the lines of orders only cancelled."""
+        await _record_payments(cursor, events)
         written: dict[UUID, int] = {}  # order → position of its last placement or change
         placed: set[UUID] = set()
         cancelled: set[UUID] = set()
         for event, info in events:
             if isinstance(event, Payment.Created | Payment.Refunded):
-                await _record_payment(cursor, event, info)
-            elif isinstance(event, Order.Cancelled):
+                continue
+            if isinstance(event, Order.Cancelled):
                 cancelled.add(event.originator_id)
             else:
                 written[event.originator_id] = info.position
@@ -127,28 +122,41 @@ class SalesProjection(RunApplier):
         return []
 
 
-async def _record_payment(
-    cursor: AsyncCursor[Any], event: Payment.Created | Payment.Refunded, info: EventInfo
-) -> None:
-    """Remember which order a payment is for; record a refund against that order."""
-    if isinstance(event, Payment.Created):
+async def _record_payments(cursor: AsyncCursor[Any], events: Sequence[Stamped]) -> None:
+    """Remember which order each new payment is for, then record each refund against the
+    order of its payment (a refund of a payment that is not recorded is left out)."""
+    payments = [
+        (event.originator_id, event.order_id)
+        for event, _ in events
+        if isinstance(event, Payment.Created)
+    ]
+    if payments:
         await cursor.execute(
-            "INSERT INTO sales_payments (payment_id, order_id) VALUES (%s, %s)",
-            (event.originator_id, event.order_id),
+            "INSERT INTO sales_payments (payment_id, order_id)"
+            " SELECT * FROM unnest(%b::uuid[], %b::uuid[])",
+            columns(payments),
         )
-    else:
+    refunds = [
+        (
+            info.position,
+            event.refund.amount.currency,
+            event.refund.amount.amount,
+            info.timestamp,
+            event.originator_id,
+        )
+        for event, info in events
+        if isinstance(event, Payment.Refunded)
+    ]
+    if refunds:
         await cursor.execute(
             "INSERT INTO sales_refunds (position, order_id, customer_id, location_id,"
-            " currency, amount, refunded_at) SELECT %s, o.id, o.customer_id, o.location_id,"
-            " %s, %s, %s FROM sales_payments p JOIN orders o ON o.id = p.order_id"
-            " WHERE p.payment_id = %s",
-            (
-                info.position,
-                event.refund.amount.currency,
-                event.refund.amount.amount,
-                info.timestamp,
-                event.originator_id,
-            ),
+            " currency, amount, refunded_at) SELECT r.position, o.id, o.customer_id,"
+            " o.location_id, r.currency, r.amount, r.at FROM unnest(%b::bigint[], %b::text[],"
+            " %b::bigint[], %b::timestamptz[], %b::uuid[])"
+            " AS r(position, currency, amount, at, payment_id)"
+            " JOIN sales_payments p ON p.payment_id = r.payment_id"
+            " JOIN orders o ON o.id = p.order_id",
+            columns(refunds),
         )
 
 

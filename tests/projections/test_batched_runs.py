@@ -26,6 +26,7 @@ from application.settings import Settings
 from application.store import EventStore
 from domain.inventory import StockItem
 from domain.orders import Order
+from domain.payments import Payment
 from projections.base import BatchProjection, Change
 from projections.registry import projection_groups
 from workers.embedded import ServiceUrls
@@ -118,15 +119,19 @@ RUN = [("product", 0, 0, 2), ("receive", 0, 0, 3), ("adjust", 0, 0, 2), ("count"
 ORDERS_BEFORE = [
     *[("settings", 0, 0, 3), ("receive", 1, 0, 9)],
     *[("order", 0, 0, 1), ("order", 0, 0, 3), ("order", 0, 0, 2), ("lines", 1, 0, 1)],
+    ("pay", 2, 0, 1),
 ]
 ORDERS_AFTER = [
     *[("ship_some", 1, 0, 1), ("ship_some", 1, 1, 2), ("lines", 0, 1, 3), ("ship_some", 0, 0, 1)],
     *[("receive", 0, 0, 4), ("order", 0, 0, 1), ("lines", 0, 0, 2), ("cancel", 0, 0, 1)],
     *[("ship_all", 3, 0, 1), ("confirm", 2, 0, 1), ("deliver", 2, 0, 1)],
+    *[("refund", 0, 0, 3), ("pay", 1, 0, 1), ("refund", 0, 0, 2), ("refund", 0, 0, 1)],
 ]
 """Orders placed (one with its lines changed, with a tax rate) in the first part of a history,
 then shipped in parts, changed, cancelled and delivered in the second, among receipts that
-move their products' costs: runs of the second part continue orders of the first."""
+move their products' costs: runs of the second part continue orders of the first. A payment
+captured in the first part is refunded in the second; another is captured and refunded twice
+in the second."""
 
 
 def test_stock_new_products_and_orders_are_applied_in_runs() -> None:
@@ -142,8 +147,12 @@ def test_stock_new_products_and_orders_are_applied_in_runs() -> None:
         "order_timeline",
         "customers",
         "sales",
+        "payments",
     }
-    for event_type in (Order.Placed, Order.Confirmed, Order.ShipmentDispatched, Order.Cancelled):
+    for event_type in (
+        *(Order.Placed, Order.Confirmed, Order.ShipmentDispatched, Order.Cancelled),
+        *(Payment.Created, Payment.Authorized, Payment.Captured, Payment.Refunded),
+    ):
         assert group.dispatch(event_type.__new__(event_type)).batched
 
 
@@ -166,6 +175,9 @@ async def test_a_run_applied_at_once_equals_its_events_applied_one_by_one(
             shop.run(step)
         notifications = list(store.iter_notifications(0))
         chunks = [notifications[:first], notifications[first:]]
+        kinds = [{type(store.app.mapper.to_domain_event(n)) for n in chunk} for chunk in chunks]
+        assert Payment.Captured in kinds[0]
+        assert {Payment.Created, Payment.Refunded} <= kinds[1]
         async with (
             scratch_schema(chosen.database_url) as at_once,
             scratch_schema(chosen.database_url) as one_by_one,

@@ -3,9 +3,10 @@ the events after the latest snapshot instead of the aggregate's whole history.
 
 A stock item gains two events for every order line it serves (reserved, then issued), so its
 history grows with the business: replayed whole, a load took 23 ms at 1,000 events and 670 ms
-at 30,000. Snapshots are a cache of the events, kept beside them in `pms_snapshots`: the hash
-chain, the audit and the history endpoints read events only, and a missing snapshot only makes
-a load replay more.
+at 30,000. The other aggregates change by hand or end (a product's price, a customer's
+details, an order once delivered) and stay short. Snapshots are a cache of the events, kept
+beside them in `pms_snapshots`: the hash chain, the audit and the history endpoints read events
+only, and a missing snapshot only makes a load replay more.
 
 Changing the state of a snapshotted aggregate class (an attribute added, renamed or retyped)
 needs `class_version` raised on the class and an `upcast_v1_v2(state)` static method that

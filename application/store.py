@@ -96,7 +96,7 @@ class PmsApplication(Application[UUID]):
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
-        # Reads a snapshot before the events: for the classes that take them (`load`).
+        # Reads a snapshot before the events (`load_many` without the batch loader).
         self.snapshotted = self._repository_over(self.snapshots)
         self.batch_loader: BatchLoader | None = None
         snapshots = self.snapshots.recorder if self.snapshots else None
@@ -128,22 +128,16 @@ class PmsApplication(Application[UUID]):
             self.events, snapshot_store=snapshots, cache_maxsize=int(size) if size else None
         )
 
-    def load(self, cls: type[Any], aggregate_id: UUID) -> Aggregate:
-        """The current state of an aggregate of class `cls` (AggregateNotFoundError if none):
-        from its latest snapshot and the events after it if `cls` takes snapshots."""
-        snapshots = cls in self.snapshotting_intervals
-        repository = self.snapshotted if snapshots else self.repository
-        return repository.get(aggregate_id, projector_func=replay)
-
     def load_many(self, ids: Sequence[UUID]) -> dict[UUID, Aggregate]:
-        """The aggregates among `ids` that exist, each at its current state, in one query
-        (one by one through the aggregate cache when PMS_AGGREGATE_CACHE enables it)."""
+        """The aggregates among `ids` that exist, each at its current state (from its latest
+        snapshot and the events after it), in one query; one by one through the aggregate
+        cache when PMS_AGGREGATE_CACHE enables it, and in the domain tests' in-memory store."""
         if self.batch_loader is not None and self.repository.cache is None:
             return self.batch_loader.load(ids)
-        found = {}  # and the in-memory store of the domain tests
+        found = {}
         for aggregate_id in ids:
             with contextlib.suppress(AggregateNotFoundError):
-                found[aggregate_id] = cast(Aggregate, self.snapshotted.get(aggregate_id))
+                found[aggregate_id] = self.snapshotted.get(aggregate_id, projector_func=replay)
         return found
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
@@ -255,16 +249,10 @@ class UnitOfWork:
 
     def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
         """Load an aggregate of type `cls` if it exists."""
-        cached = self._aggregates.get(aggregate_id)
-        if cached is None:
-            if aggregate_id in self._missing:
-                return None
-            try:
-                cached = self._app.load(cls, aggregate_id)
-            except AggregateNotFoundError:
-                return None
-            self._aggregates[aggregate_id] = cached
-        return cached if isinstance(cached, cls) else None
+        if aggregate_id not in self._aggregates and aggregate_id not in self._missing:
+            self.prefetch([aggregate_id])
+        found = self._aggregates.get(aggregate_id)
+        return found if isinstance(found, cls) else None
 
     def add(self, *aggregates: Aggregate) -> None:
         """Include new aggregates in this unit's save."""

@@ -3,7 +3,7 @@
 A stock item gains two events per order line it serves, so its history grows with the
 business; every command on it loads it first. The baseline replays every event of the item
 (`app.repository`, events only, as before snapshots); the measured load reads the latest
-snapshot and the events after it (`app.load`, what commands do).
+snapshot and the events after it (`app.load_many`, what commands do).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def run(settings: Settings, plan: LoadsPlan, results: Results) -> None:
             for _ in range(plan.reps):
                 replay = partial(store.app.repository.get, item_id)
                 replayed = _median_ms(replay, plan.loads)
-                snapshot = _median_ms(partial(store.app.load, StockItem, item_id), plan.loads)
+                snapshot = _median_ms(partial(store.app.load_many, [item_id]), plan.loads)
                 results.add(f"loads.{events}.replay", "replayed", "ms", replayed)
                 results.add(f"loads.{events}.snapshot", "from snapshot", "ms", snapshot)
                 print(

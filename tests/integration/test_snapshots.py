@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from eventsourcing.domain import Aggregate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import state_of
@@ -65,6 +66,11 @@ steps: st.SearchStrategy[Step] = st.one_of(
 saves = st.lists(st.lists(steps, min_size=1, max_size=7), min_size=1, max_size=8)
 
 
+def _load(store: EventStore, item_id: UUID) -> Aggregate:
+    """The item as commands load it: its latest snapshot and the events after it."""
+    return store.app.load_many([item_id])[item_id]
+
+
 def _snapshot_versions(store: EventStore, item_id: UUID) -> list[int]:
     assert store.app.snapshots is not None
     return [s.originator_version for s in store.app.snapshots.get(item_id)]
@@ -94,10 +100,9 @@ def test_an_item_loaded_from_snapshots_is_the_item_replayed_from_its_events(
         (before, after) = often.execute(context, decide).value
         if after > before and crosses_interval(before + 1, after, INTERVAL):
             expected_snapshots.append(after)
-        from_snapshot = often.app.load(StockItem, item.id)
         replayed: StockItem = often.app.repository.get(item.id)
-        assert state_of(from_snapshot) == state_of(replayed)
-        assert state_of(often.app.load_many([item.id])[item.id]) == state_of(replayed)
+        assert state_of(_load(often, item.id)) == state_of(replayed)
+        assert state_of(UnitOfWork(often.app).get(StockItem, item.id)) == state_of(replayed)
     assert _snapshot_versions(often, item.id) == expected_snapshots[-1:]  # the latest only
 
 
@@ -108,17 +113,17 @@ def test_a_save_crossing_the_interval_stores_the_saved_state(store: EventStore) 
     interval = SNAPSHOT_INTERVALS[StockItem]
     store.app.save(item)  # versions 1..151: one snapshot, of the state saved
     assert _snapshot_versions(store, item.id) == [151]
-    assert state_of(store.app.load(StockItem, item.id)) == state_of(item)
+    assert state_of(_load(store, item.id)) == state_of(item)
     item.reserve(5, document="SO-1")
     store.app.save(item)  # 152, before the next multiple of the interval: no snapshot
     assert _snapshot_versions(store, item.id) == [151]
-    assert state_of(store.app.load(StockItem, item.id))["reserved"] == 5
+    assert state_of(_load(store, item.id))["reserved"] == 5
     for n in range(interval):
         item.receive(1, Money(100, "EUR"), document=f"GRN-more-{n}")
         store.app.save(item)
     latest = (152 + interval) // interval * interval
     assert _snapshot_versions(store, item.id) == [latest]  # the older one is gone
-    assert state_of(store.app.load(StockItem, item.id)) == state_of(item)
+    assert state_of(_load(store, item.id)) == state_of(item)
 
 
 def test_a_snapshot_that_cannot_be_stored_leaves_the_command_done(
@@ -146,7 +151,7 @@ def test_a_snapshot_that_cannot_be_stored_leaves_the_command_done(
     assert outcome.position > 0
     assert "snapshot of" in caplog.text
     assert _snapshot_versions(often, item.id) == []
-    loaded = often.app.load(StockItem, item.id)
+    loaded = _load(often, item.id)
     assert isinstance(loaded, StockItem)
     assert (loaded.version, loaded.on_hand) == (3, 7)
 

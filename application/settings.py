@@ -76,7 +76,7 @@ class Settings:
     min_position_wait_seconds: float = 2.0
     db_pool_size: int = 10
     aggregate_cache_size: int = 0  # aggregates kept per process between commands; 0: none
-    command_retries: int = 5
+    command_retries: int = 10
     api_workers: int = 1
     stream_name: str = "PMS_EVENTS"
     event_store: str = "xid"  # "xid" (XidOrderedRecorder) or "stock" (eventsourcing's, benchmarks)

@@ -29,6 +29,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Literal
 
+from application.contention import SaveLocks
 from application.context import CommandContext
 from application.loading import BatchLoader, replay
 from application.recorder import StoredNotification
@@ -267,9 +268,10 @@ class UnitOfWork:
 class EventStore:
     """Runs commands against the event store with optimistic concurrency."""
 
-    def __init__(self, app: PmsApplication, *, retries: int = 5) -> None:
+    def __init__(self, app: PmsApplication, *, retries: int = 10) -> None:
         self.app = app
         self.retries = retries
+        self._save_locks = SaveLocks()
 
     @classmethod
     def connect(cls, settings: Settings) -> EventStore:
@@ -291,23 +293,36 @@ class EventStore:
     def execute(self, context: CommandContext, decide: Callable[[UnitOfWork], T]) -> Outcome[T]:
         """Run `decide` on fresh aggregates and save what it changed in one transaction.
 
-        A concurrent write to any of the same aggregates makes the save fail its version
+        Commands of this process that change the same aggregates save one at a time (see
+        `SaveLocks`). A concurrent write from another process makes the save fail its version
         check; then the whole decision is taken again on the new state, a bounded number of
         times, so a business rule is never checked against stale state.
         """
-        for attempt in range(self.retries + 1):
-            unit = UnitOfWork(self.app)
-            value = decide(unit)
-            changed = unit.changed()
-            if not changed:
-                return Outcome(value, self.max_position())
-            try:
-                recordings = self.app.save(*changed, metadata=context.metadata())
-            except IntegrityError:
-                log.info("version conflict, attempt %d of %s", attempt + 1, self.retries + 1)
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-                continue
-            return Outcome(value, recordings[-1].notification.id)
+        conflicts = 0
+        with contextlib.ExitStack() as held:
+            holding = False
+            while True:
+                seen = None if holding else self._save_locks.releases()
+                unit = UnitOfWork(self.app)
+                value = decide(unit)
+                changed = unit.changed()
+                if not changed:
+                    return Outcome(value, self.max_position())
+                if seen is not None:
+                    holding = True
+                    ids = [aggregate.id for aggregate in changed]
+                    if not held.enter_context(self._save_locks.holding(ids, seen)):
+                        continue  # saved by another command meanwhile: decide again
+                try:
+                    recordings = self.app.save(*changed, metadata=context.metadata())
+                except IntegrityError:
+                    conflicts += 1
+                    log.info("version conflict, attempt %d of %s", conflicts, self.retries + 1)
+                    if conflicts > self.retries:
+                        break
+                    time.sleep(random.uniform(0, 0.002 * conflicts))
+                    continue
+                return Outcome(value, recordings[-1].notification.id)
         raise ConcurrencyConflict("too many concurrent changes to the same records; try again")
 
     def next_number(self, sequence: str) -> int:

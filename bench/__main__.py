@@ -221,6 +221,9 @@ def evaluate(results: Results, append_plan: appends.AppendPlan) -> None:
     theirs = results.median(http_key("place_order", "stock", 2) + ".rps")
     deployed = results.median(http_key("place_order", "xid+workers", 2) + ".rps")
     p99 = results.median(http_key("place_order", "xid", 2) + ".p99")
+    at_rate = http_key("place_order", "xid", 2) + ".at_rate"
+    paced_p99 = results.median(at_rate + ".p99")
+    offered = results.median(at_rate + ".rate")
     gain = report.ratio(ours, theirs)
     results.target(
         "place order over HTTP, 2 API processes: xid ≥ 2.5× stock",
@@ -229,10 +232,11 @@ def evaluate(results: Results, append_plan: appends.AppendPlan) -> None:
         f"{deployed:,.0f} req/s with relay and projector running)",
     )
     results.target(
-        "place order over HTTP, 2 API processes: p99 ≤ 50 ms",
-        _check(p99, p99 <= 50),
-        f"p99 {p99:.1f} ms at {ours:,.0f} req/s, {results.meta['plans']['http']['concurrency']} "
-        "in flight",
+        "place order over HTTP, 2 API processes: p99 ≤ 50 ms at 2.5× the stock rate",
+        _check(paced_p99, paced_p99 <= 50),
+        f"p99 {paced_p99:.1f} ms with requests arriving at {offered:,.0f}/s (open loop); "
+        f"closed loop at saturation: p99 {p99:.1f} ms at {ours:,.0f} req/s, "
+        f"{results.meta['plans']['http']['concurrency']} in flight",
     )
     read_p99 = results.median("lag.read_model.p99")
     ws_p99 = results.median("lag.websocket.p99")
@@ -338,6 +342,18 @@ def render(results: Results, append_plan: appends.AppendPlan) -> str:
                 ],
                 http_rows,
             ),
+            "",
+        ]
+    at_rate = http_key("place_order", "xid", 2) + ".at_rate"
+    if at_rate + ".rate" in results.figures:
+        errors = sum(
+            sum(d.get("errors", {}).values()) for d in results.figures[at_rate + ".rate"].details
+        )
+        out += [
+            f"Place order, xid, 2 API processes, open loop at "
+            f"{results.median(at_rate + '.rate'):,.0f} requests/s (2.5× stock): "
+            f"p50 {results.median(at_rate + '.p50'):.1f} ms, "
+            f"p99 {results.median(at_rate + '.p99'):.1f} ms, non-2xx {errors}",
             "",
         ]
     if "lag.rate" in results.figures:

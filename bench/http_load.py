@@ -1,4 +1,5 @@
-"""HTTP commands end to end: place order (3 lines) and stock adjustment, closed loop.
+"""HTTP commands end to end: place order (3 lines) and stock adjustment, closed loop, and
+place order in an open loop at a fixed rate.
 
 Fixtures go in over HTTP: one location, products with ample stock, customers. Each measured
 configuration orders from its own slice of products, so stock items carry a similar history
@@ -15,7 +16,15 @@ from dataclasses import dataclass
 
 import uvloop
 
-from bench.http_client import Answer, Window, call, closed_loop, encode_request, run_all
+from bench.http_client import (
+    Answer,
+    Window,
+    call,
+    closed_loop,
+    encode_request,
+    open_loop,
+    run_all,
+)
 from bench.report import Results, percentile
 
 HOST = "127.0.0.1"
@@ -23,6 +32,9 @@ STOCK_PER_PRODUCT = 10_000_000
 CUSTOMERS = 50
 SETUP_CONCURRENCY = 16
 PREBUILT_REQUESTS = 5000
+# Open-loop runs: enough connections that the client never holds a request back unless the
+# server is far behind (then its wait counts in the latency, which runs from the scheduled send).
+OPEN_LOOP_IN_FLIGHT = 256
 
 
 @dataclass(frozen=True)
@@ -232,6 +244,50 @@ def measure(
             flush=True,
         )
     return windows
+
+
+def measure_at_rate(
+    results: Results,
+    shop: Shop,
+    products: Sequence[str],
+    *,
+    command: str,
+    variant: str,
+    api_processes: int,
+    rate: float,
+    plan: HttpPlan,
+) -> None:
+    """Open-loop load at `rate` req/s: p50 and p99 from each request's scheduled send.
+
+    A closed loop at saturation measures its own queue (latency ≈ in flight ÷ throughput);
+    this asks what a client sees at a given arrival rate.
+    """
+    requests = COMMANDS[command](shop, products, shop.token, hash((command, rate)) & 0xFFFF)
+    prefix = key(command, variant, api_processes) + ".at_rate"
+    label = f"{command} {variant} {api_processes} API at {rate:,.0f} req/s"
+    for _ in range(plan.reps):
+        sent = uvloop.run(
+            open_loop(
+                HOST,
+                shop.port,
+                requests,
+                rate=rate,
+                seconds=plan.window,
+                max_in_flight=OPEN_LOOP_IN_FLIGHT,
+            )
+        )
+        latencies = [s.answered - s.scheduled for s in sent if 200 <= s.status < 300]
+        errors: dict[int, int] = {}
+        for s in sent:
+            if not 200 <= s.status < 300:
+                errors[s.status] = errors.get(s.status, 0) + 1
+        p50 = percentile(latencies, 0.50) * 1000
+        p99 = percentile(latencies, 0.99) * 1000
+        results.add(f"{prefix}.rate", f"{label}: offered", "req/s", rate, errors=errors)
+        results.add(f"{prefix}.p50", f"{label} p50", "ms", p50)
+        results.add(f"{prefix}.p99", f"{label} p99", "ms", p99)
+        failed = f" errors {errors}" if errors else ""
+        print(f"  {label}: p50 {p50:.1f} ms p99 {p99:.1f} ms{failed}", file=sys.stderr, flush=True)
 
 
 def slices(products: list[str], count: int) -> list[list[str]]:

@@ -59,6 +59,7 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
         "http.place_order.xid+workers.1api.rps",
         "http.adjust_stock.xid.2api.rps",
         "http.place_order.stock.2api.rps",
+        "http.place_order.xid.2api.at_rate.p99",
         "lag.read_model.p99",
         "lag.websocket.p99",
         "memory.api.peak",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import secrets
 import sys
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -206,6 +207,11 @@ def key(command: str, variant: str, api_processes: int) -> str:
     return f"http.{command}.{variant}.{api_processes}api"
 
 
+def seed(*names: str) -> int:
+    """The same requests in every run (`hash` of a str changes from process to process)."""
+    return zlib.crc32(":".join(names).encode())
+
+
 def measure(
     results: Results,
     shop: Shop,
@@ -217,7 +223,7 @@ def measure(
     plan: HttpPlan,
 ) -> list[Window]:
     """Closed-loop load of one command; records req/s, p50 and p99 per window."""
-    requests = COMMANDS[command](shop, products, shop.token, hash((command, variant)) & 0xFFFF)
+    requests = COMMANDS[command](shop, products, shop.token, seed(command, variant))
     windows = uvloop.run(
         closed_loop(
             HOST,
@@ -262,7 +268,7 @@ def measure_at_rate(
     A closed loop at saturation measures its own queue (latency ≈ in flight ÷ throughput);
     this asks what a client sees at a given arrival rate.
     """
-    requests = COMMANDS[command](shop, products, shop.token, hash((command, rate)) & 0xFFFF)
+    requests = COMMANDS[command](shop, products, shop.token, seed(command, variant, "at rate"))
     prefix = key(command, variant, api_processes) + ".at_rate"
     label = f"{command} {variant} {api_processes} API at {rate:,.0f} req/s"
     for _ in range(plan.reps):

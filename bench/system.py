@@ -80,27 +80,35 @@ def _api(
     return _start_api(PmsProcess("api", settings, logs, extra_env=env))
 
 
-def _measure_all(
+Contender = tuple[Shop, list[str], str]  # fixtures, the products to order, variant name
+
+
+def _measure(
     results: Results,
-    shop: Shop,
-    products: list[str],
-    variant: str,
+    contenders: list[Contender],
     api_processes: int,
     plan: HttpPlan,
     commands: tuple[str, ...] = COMMANDS,
 ) -> None:
+    """Each command on each contender; with several, one measured window at a time, taking
+    turns, so that what drifts on a shared machine (autovacuum and checkpoints of earlier
+    phases, a database's growth) falls on every contender alike, not on whichever runs last."""
+    rounds, per_round = (1, plan) if len(contenders) == 1 else (plan.reps, replace(plan, reps=1))
     with CpuMeter() as meter:
         for command in commands:
-            http_load.measure(
-                results,
-                shop,
-                products,
-                command=command,
-                variant=variant,
-                api_processes=api_processes,
-                plan=plan,
-            )
-    results.meta.setdefault("cpu", {})[f"http {variant} {api_processes} API"] = meter.usage
+            for _ in range(rounds):
+                for shop, products, variant in contenders:
+                    http_load.measure(
+                        results,
+                        shop,
+                        products,
+                        command=command,
+                        variant=variant,
+                        api_processes=api_processes,
+                        plan=per_round,
+                    )
+    variants = " and ".join(variant for _, _, variant in contenders)
+    results.meta.setdefault("cpu", {})[f"http {variants} {api_processes} API"] = meter.usage
 
 
 def _record_memory(results: Results, sampler: MemorySampler, idle: dict[str, float]) -> None:
@@ -141,7 +149,7 @@ def run(
         with sampler:
             if configs:
                 print("HTTP xid + workers, 1 API process", file=sys.stderr, flush=True)
-                _measure_all(results, shop, parts[0], "xid+workers", 1, plan)
+                _measure(results, [(shop, parts[0], "xid+workers")], 1, plan)
                 wait_projected(database_url)
             api.stop()
             api = _api(servers, database_url, logs, "xid", 2)
@@ -149,15 +157,8 @@ def run(
             shop.port = api.settings.port
             print("HTTP xid + workers, 2 API processes", file=sys.stderr, flush=True)
             if configs or lag_plan is not None:
-                _measure_all(
-                    results,
-                    shop,
-                    parts[1],
-                    "xid+workers",
-                    2,
-                    plan,
-                    COMMANDS if configs else ("adjust_stock",),
-                )
+                commands = COMMANDS if configs else ("adjust_stock",)
+                _measure(results, [(shop, parts[1], "xid+workers")], 2, plan, commands)
             if lag_plan is not None:
                 wait_projected(database_url)
                 maximum = results.median(http_load.key("adjust_stock", "xid+workers", 2) + ".rps")
@@ -189,35 +190,6 @@ def run(
         if api is not None:
             api.stop()
         worker.stop()
-
-
-def _take_turns(
-    results: Results,
-    contenders: list[tuple[Shop, list[str], str]],
-    api_processes: int,
-    plan: HttpPlan,
-) -> None:
-    """Each command on each contender, one measured window at a time, taking turns.
-
-    What drifts on a shared machine (autovacuum and checkpoints of earlier phases, the other
-    database's growth) then falls on every contender alike instead of on whichever runs last.
-    """
-    one_window = replace(plan, reps=1)
-    with CpuMeter() as meter:
-        for command in COMMANDS:
-            for _ in range(plan.reps):
-                for shop, products, variant in contenders:
-                    http_load.measure(
-                        results,
-                        shop,
-                        products,
-                        command=command,
-                        variant=variant,
-                        api_processes=api_processes,
-                        plan=one_window,
-                    )
-    variants = " and ".join(variant for _, _, variant in contenders)
-    results.meta.setdefault("cpu", {})[f"http {variants} {api_processes} API"] = meter.usage
 
 
 def _like_for_like(
@@ -256,7 +228,7 @@ def _like_for_like(
                 flush=True,
             )
             contenders = [(stock_shop, stock_parts[index], "stock"), (shop, parts[index], "xid")]
-            _take_turns(results, contenders, processes, plan)
+            _measure(results, contenders, processes, plan)
             if processes > 1:
                 stock_api.stop()
                 stock = results.median(http_load.key("place_order", "stock", 2) + ".rps")

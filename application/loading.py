@@ -48,6 +48,8 @@ class BatchLoader:
         schema = datastore.schema
         # One statement, so one snapshot of the database: the aggregates are read as of the
         # same moment. A snapshot sorts before the events after it (same id, lower version).
+        # The events are read per id (LATERAL), so the version bound is an index condition:
+        # joined as a set, PostgreSQL read every event of the aggregate and filtered them.
         self.sql = (
             SQL(
                 "WITH latest AS (SELECT DISTINCT ON (originator_id) originator_id, "
@@ -57,9 +59,11 @@ class BatchLoader:
                 "SELECT originator_id, originator_version, topic, state FROM latest "
                 "UNION ALL "
                 "SELECT e.originator_id, e.originator_version, e.topic, e.state "
-                "FROM {events} e LEFT JOIN latest l ON l.originator_id = e.originator_id "
-                "WHERE e.originator_id = ANY(%(ids)s) "
-                "AND e.originator_version > COALESCE(l.originator_version, 0) "
+                "FROM (SELECT DISTINCT unnest(%(ids)s::uuid[]) AS id) i "
+                "LEFT JOIN latest l ON l.originator_id = i.id "
+                "CROSS JOIN LATERAL (SELECT originator_id, originator_version, topic, state "
+                "FROM {events} WHERE originator_id = i.id "
+                "AND originator_version > COALESCE(l.originator_version, 0)) e "
                 "ORDER BY 1, 2"
             )
             .format(

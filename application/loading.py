@@ -50,6 +50,8 @@ class BatchLoader:
         # same moment. A snapshot sorts before the events after it (same id, lower version).
         # The events are read per id (LATERAL), so the version bound is an index condition:
         # joined as a set, PostgreSQL read every event of the aggregate and filtered them.
+        # OFFSET 0 keeps the planner from flattening the LATERAL back into such a join, which
+        # the generic plan of the prepared statement did (a sequential scan of the table).
         self.sql = (
             SQL(
                 "WITH latest AS (SELECT DISTINCT ON (originator_id) originator_id, "
@@ -63,7 +65,7 @@ class BatchLoader:
                 "LEFT JOIN latest l ON l.originator_id = i.id "
                 "CROSS JOIN LATERAL (SELECT originator_id, originator_version, topic, state "
                 "FROM {events} WHERE originator_id = i.id "
-                "AND originator_version > COALESCE(l.originator_version, 0)) e "
+                "AND originator_version > COALESCE(l.originator_version, 0) OFFSET 0) e "
                 "ORDER BY 1, 2"
             )
             .format(

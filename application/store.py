@@ -299,19 +299,19 @@ class EventStore:
         times, so a business rule is never checked against stale state.
         """
         conflicts = 0
+        seen: list[int] | None = self._save_locks.releases()  # None once the locks are held
         with contextlib.ExitStack() as held:
-            holding = False
             while True:
-                seen = None if holding else self._save_locks.releases()
                 unit = UnitOfWork(self.app)
                 value = decide(unit)
                 changed = unit.changed()
                 if not changed:
                     return Outcome(value, self.max_position())
                 if seen is not None:
-                    holding = True
                     ids = [aggregate.id for aggregate in changed]
-                    if not held.enter_context(self._save_locks.holding(ids, seen)):
+                    untouched = held.enter_context(self._save_locks.holding(ids, seen))
+                    seen = None
+                    if not untouched:
                         continue  # saved by another command meanwhile: decide again
                 try:
                     recordings = self.app.save(*changed, metadata=context.metadata())

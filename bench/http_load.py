@@ -12,6 +12,7 @@ import random
 import secrets
 import sys
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -283,10 +284,7 @@ def measure_at_rate(
             )
         )
         latencies = [s.answered - s.scheduled for s in sent if 200 <= s.status < 300]
-        errors: dict[int, int] = {}
-        for s in sent:
-            if not 200 <= s.status < 300:
-                errors[s.status] = errors.get(s.status, 0) + 1
+        errors = dict(Counter(s.status for s in sent if not 200 <= s.status < 300))
         p50 = percentile(latencies, 0.50) * 1000
         p99 = percentile(latencies, 0.99) * 1000
         results.add(f"{prefix}.rate", f"{label}: offered", "req/s", rate, errors=errors)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from application.settings import Settings, SettingsError
+from workers.gc_tuning import tune_collector
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -112,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--restart", action="store_true", help="start over instead of resuming"
             )
     args = parser.parse_args(argv)
+    tune_collector()
     try:
         settings = Settings.from_env()
         logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)

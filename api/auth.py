@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 ALGORITHM = "HS256"
 API_KEY_HEADER = "x-api-key"
 LAST_USED_KEY = "pms:api-keys:last-used"  # hash: key id -> unix time of its latest request
+VERIFIED_TOKENS = 4096  # access tokens whose signature and claims a process remembers
 
 log = logging.getLogger("pms.auth")
 
@@ -74,6 +75,12 @@ class TokenIssuer:
     audience: str
     ttl_seconds: int
     refresh_ttl_seconds: int = 14 * 24 * 3600
+    # Access tokens already checked, by their exact text: a client sends the same token with
+    # every request, and checking the signature and claims again is a large part of a small
+    # request's work. Only the expiry can change; it is checked on every use.
+    _verified: dict[str, Principal] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenIssuer:
@@ -135,14 +142,22 @@ class TokenIssuer:
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid access token; NotAuthorizedException otherwise."""
+        known = self._verified.pop(token, None)
+        if known is not None and time.time() < known.expires_at:
+            self._verified[token] = known  # now the most recently used
+            return known
         claims = self._decode(token, self.audience, "access token")
-        return Principal(
+        principal = Principal(
             subject_id=str(claims["sub"]),
             role=str(claims.get("role", "")),
             token_id=str(claims["jti"]),
             session_id=str(claims.get("sid", "")),
             expires_at=int(claims["exp"]),
         )
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]  # the least recently used
+        self._verified[token] = principal
+        return principal
 
     def verify_refresh(self, token: str) -> RefreshClaims:
         """The claims of a validly signed, unexpired refresh token."""

@@ -7,6 +7,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -530,3 +531,34 @@ def test_failed_logins_back_off_per_address(strict_api: str, store: EventStore) 
     email = _new_user(store)
     assert sign_in(strict_api, email, TEST_PASSWORD, **sprayer).status_code == 429
     assert sign_in(strict_api, email, TEST_PASSWORD, **_from("10.0.1.2")).status_code == 200
+
+
+def test_remembered_access_tokens_still_expire_and_stay_few(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process remembers tokens it has checked; an expired one is refused all the same."""
+    from litestar.exceptions import NotAuthorizedException
+
+    from api import auth
+    from domain.identity import User
+
+    issuer = auth.TokenIssuer("k" * 40, "pms", "pms-api", ttl_seconds=1)
+    user = User.register(
+        email="t@example.com", name="T", role="viewer", department=None, password_hash="x"
+    )
+    token = issuer.issue(user, "session")
+    first = issuer.verify(token)
+    assert issuer.verify(token) == first
+    assert first.subject_id == str(user.id)
+    while time.time() < first.expires_at:
+        time.sleep(0.05)
+    with pytest.raises(NotAuthorizedException, match="expired"):
+        issuer.verify(token)
+    monkeypatch.setattr(auth, "VERIFIED_TOKENS", 3)
+    lasting = replace(issuer, ttl_seconds=60)
+    tokens = [lasting.issue(user, f"s{n}") for n in range(5)]
+    for token in tokens:
+        lasting.verify(token)
+    assert list(lasting._verified) == tokens[2:]
+    lasting.verify(tokens[2])
+    assert list(lasting._verified) == [tokens[3], tokens[4], tokens[2]]

@@ -30,18 +30,19 @@ class MsgspecJSONTranscoder(JSONTranscoder):
             # What msgspec refuses and `json` accepts (NaN, numbers beyond a double) or
             # rejects: the library's decoder gives its own answer.
             return super().decode(data)
-        if type(parsed) is dict or type(parsed) is list:
-            return self._revive(parsed)
-        return parsed
+        return self._revive(parsed)
 
     def _revive(self, value: Any) -> Any:
-        """`value` (a parsed dict or list) with the hook applied to every object in it, the
-        innermost first. Inlines the hook's test: most objects are not transcoded ones."""
+        """Parsed `value` with the hook applied to every object in it, the innermost first.
+        Inlines the hook's test, and recurses only into containers: most values are neither
+        containers nor transcoded objects."""
         if type(value) is list:
             return [
                 self._revive(item) if type(item) is dict or type(item) is list else item
                 for item in value
             ]
+        if type(value) is not dict:
+            return value
         for key, item in value.items():
             if type(item) is dict or type(item) is list:
                 value[key] = self._revive(item)

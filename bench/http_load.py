@@ -239,11 +239,8 @@ def measure(
     prefix = key(command, variant, api_processes)
     label = f"{command} {variant} {api_processes} API"
     for window in windows:
-        p50 = percentile(window.latencies, 0.50) * 1000
-        p99 = percentile(window.latencies, 0.99) * 1000
         results.add(f"{prefix}.rps", label, "req/s", window.rate, errors=window.errors)
-        results.add(f"{prefix}.p50", f"{label} p50", "ms", p50)
-        results.add(f"{prefix}.p99", f"{label} p99", "ms", p99)
+        p50, p99 = _add_percentiles(results, prefix, label, window.latencies)
         errors = f" errors {window.errors}" if window.errors else ""
         print(
             f"  {label}: {window.rate:,.0f} req/s p50 {p50:.1f} ms p99 {p99:.1f} ms{errors}",
@@ -285,13 +282,21 @@ def measure_at_rate(
         )
         latencies = [s.answered - s.scheduled for s in sent if 200 <= s.status < 300]
         errors = dict(Counter(s.status for s in sent if not 200 <= s.status < 300))
-        p50 = percentile(latencies, 0.50) * 1000
-        p99 = percentile(latencies, 0.99) * 1000
         results.add(f"{prefix}.rate", f"{label}: offered", "req/s", rate, errors=errors)
-        results.add(f"{prefix}.p50", f"{label} p50", "ms", p50)
-        results.add(f"{prefix}.p99", f"{label} p99", "ms", p99)
+        p50, p99 = _add_percentiles(results, prefix, label, latencies)
         failed = f" errors {errors}" if errors else ""
         print(f"  {label}: p50 {p50:.1f} ms p99 {p99:.1f} ms{failed}", file=sys.stderr, flush=True)
+
+
+def _add_percentiles(
+    results: Results, prefix: str, label: str, latencies: list[float]
+) -> tuple[float, float]:
+    """Record p50 and p99 (ms) of latencies in seconds; returns them."""
+    p50 = percentile(latencies, 0.50) * 1000
+    p99 = percentile(latencies, 0.99) * 1000
+    results.add(f"{prefix}.p50", f"{label} p50", "ms", p50)
+    results.add(f"{prefix}.p99", f"{label} p99", "ms", p99)
+    return p50, p99
 
 
 def slices(products: list[str], count: int) -> list[list[str]]:

@@ -205,7 +205,7 @@ class PmsProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "workers", self.command],
+                [self.python, "-m", "workers", self.command],
                 env=env,
                 cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
@@ -214,6 +214,14 @@ class PmsProcess:
                 preexec_fn=_die_with_parent,
             )
         return self
+
+    @property
+    def python(self) -> str:
+        """The other tree's own environment when it has one (its dependencies may differ),
+        else this interpreter."""
+        if self.cwd is not None and (self.cwd / ".venv/bin/python").exists():
+            return str(self.cwd / ".venv/bin/python")
+        return sys.executable
 
     @property
     def pid(self) -> int:

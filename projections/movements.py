@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from functools import partial
+from typing import Any, NamedTuple, cast
 
 from domain.inventory import StockItem
 
@@ -19,29 +20,35 @@ class Movement(NamedTuple):
     document: str | None = None
 
 
+_movement = cast(
+    Callable[[tuple[str, int, int, int, str, str | None]], Movement],
+    partial(tuple.__new__, Movement),
+)
+"""Movement(*fields) without NamedTuple's Python-level __new__: a rebuild makes four per event."""
+
 _MOVEMENTS: dict[type, Callable[[Any], Movement]] = {
-    StockItem.Received: lambda e: Movement("received", e.quantity, 0, 0, e.reason, e.document),
-    StockItem.Adjusted: lambda e: Movement("adjusted", e.quantity, 0, 0, e.reason, e.document),
-    StockItem.Reserved: lambda e: Movement(
-        "reserved", 0, e.quantity, e.backordered, "reserved", e.document
+    StockItem.Received: lambda e: _movement(("received", e.quantity, 0, 0, e.reason, e.document)),
+    StockItem.Adjusted: lambda e: _movement(("adjusted", e.quantity, 0, 0, e.reason, e.document)),
+    StockItem.Reserved: lambda e: _movement(
+        ("reserved", 0, e.quantity, e.backordered, "reserved", e.document)
     ),
-    StockItem.Released: lambda e: Movement(
-        "released", 0, -e.quantity, -e.backordered, e.reason, e.document
+    StockItem.Released: lambda e: _movement(
+        ("released", 0, -e.quantity, -e.backordered, e.reason, e.document)
     ),
-    StockItem.BackorderAllocated: lambda e: Movement(
-        "backorder_allocated", 0, e.quantity, -e.quantity, "backorder allocated", e.document
+    StockItem.BackorderAllocated: lambda e: _movement(
+        ("backorder_allocated", 0, e.quantity, -e.quantity, "backorder allocated", e.document)
     ),
-    StockItem.Issued: lambda e: Movement(
-        "issued", -e.quantity, -e.quantity, 0, e.reason, e.document
+    StockItem.Issued: lambda e: _movement(
+        ("issued", -e.quantity, -e.quantity, 0, e.reason, e.document)
     ),
-    StockItem.TransferredOut: lambda e: Movement(
-        "transferred_out", -e.quantity, 0, 0, "transfer", e.document
+    StockItem.TransferredOut: lambda e: _movement(
+        ("transferred_out", -e.quantity, 0, 0, "transfer", e.document)
     ),
-    StockItem.TransferredIn: lambda e: Movement(
-        "transferred_in", e.quantity, 0, 0, "transfer", e.document
+    StockItem.TransferredIn: lambda e: _movement(
+        ("transferred_in", e.quantity, 0, 0, "transfer", e.document)
     ),
-    StockItem.Counted: lambda e: Movement(
-        "counted", e.quantity, 0, 0, "physical count", e.document
+    StockItem.Counted: lambda e: _movement(
+        ("counted", e.quantity, 0, 0, "physical count", e.document)
     ),
 }
 

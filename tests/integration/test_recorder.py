@@ -292,6 +292,11 @@ def test_metadata_is_stored_once_per_save_and_read_back(xid_app: RecorderTestApp
         assert n.transaction_id == n.id >> ORDINAL_BITS
     assert len({n.transaction_id for n in stored_notifications[:3]}) == 1
     assert [n.id & (2**ORDINAL_BITS - 1) for n in stored_notifications] == [1, 2, 3, 1]
+    # Read pages build their notifications without the dataclass constructor: the same values.
+    for n in stored_notifications:
+        built = StoredNotification(**vars(n))
+        assert (built, hash(built), repr(built)) == (n, hash(n), repr(n))
+        assert vars(built) == vars(n)
 
 
 def test_save_of_too_many_events_is_refused(xid_app: RecorderTestApp) -> None:

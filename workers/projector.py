@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -104,6 +106,34 @@ class RunFailed(Exception):
         super().__init__(f"projection group {group}: the run {first}..{last} failed")
 
 
+_T = TypeVar("_T")
+
+
+async def in_runs_then_one_at_a_time(work: Callable[[bool], Awaitable[_T]]) -> _T:
+    """`work(True)`: events in runs, statements pipelined. If that fails, `work(False)`: one
+    event at a time, no pipeline, which names the event that fails (in a pipeline the server's
+    error may surface at a later statement, and a run fails as a whole). `work` runs its own
+    transaction, rolled back when it fails."""
+    try:
+        return await work(True)
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        raise  # the database, not an event: the caller restarts and retries
+    except (RunFailed, ProjectionFailed, psycopg.Error) as failed:
+        log.warning("%s; applying the events again one at a time", failed)
+        return await work(False)
+
+
+@contextlib.asynccontextmanager
+async def pipelined(connection: AsyncConnection[Any], on: bool) -> AsyncIterator[None]:
+    """Statements sent without waiting for each one's result (when `on`): PostgreSQL works
+    while Python prepares the next; a fetch waits for what it needs."""
+    if not on:
+        yield
+        return
+    async with connection.pipeline():
+        yield
+
+
 @dataclass
 class Incoming:
     """An event delivered by the transport, with the position published before it."""
@@ -162,52 +192,15 @@ class GroupProjector:
         self, connection: AsyncConnection[TupleRow], batch: Sequence[Incoming]
     ) -> BatchResult:
         """Apply a batch of delivered events and commit; return the new position and changes."""
-        try:
-            return await self._apply_batch(connection, batch, runs=True)
-        except RunFailed as failed:
-            log.warning("%s; applying the batch again one event at a time", failed)
-            return await self._apply_batch(connection, batch, runs=False)
+        return await in_runs_then_one_at_a_time(partial(self._apply_batch, connection, batch))
 
     async def _apply_batch(
-        self, connection: AsyncConnection[TupleRow], batch: Sequence[Incoming], *, runs: bool
+        self, connection: AsyncConnection[TupleRow], batch: Sequence[Incoming], runs: bool
     ) -> BatchResult:
         async with connection.transaction(), connection.cursor() as cursor:
-            # First, before any table name is resolved: a rebuild switches the group's schema
-            # while it holds this lock, so the whole batch sees one version of the tables.
-            await cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
-            )
-            await cursor.execute(
-                "SELECT position FROM projection_positions WHERE group_name = %s FOR UPDATE",
-                (self.group.name,),
-            )
-            row = await cursor.fetchone()
-            if row is None:
-                raise RuntimeError(f"projection group {self.group.name} has no position row")
-            result = BatchResult(position=int(row[0]))
-            todo: list[StoredNotification] = []
-            for incoming in batch:
-                notification = incoming.notification
-                if notification.id <= result.position:
-                    result.skipped += 1
-                    continue
-                if incoming.previous > result.position:
-                    missing = await self._missing(result.position, incoming.previous)
-                    todo += missing
-                    result.caught_up += len(missing)
-                todo.append(notification)
-                result.applied += 1
-                result.position = notification.id
-            result.changes = await apply_notifications(
-                self.group, self.mapper, cursor, todo, runs=runs
-            )
-            if todo:
-                await cursor.execute(
-                    "UPDATE projection_positions SET position = %s, event_at = now(),"
-                    " updated_at = now() WHERE group_name = %s",
-                    (result.position, self.group.name),
-                )
-            if result.changes:
+            async with pipelined(connection, runs):
+                result = await self._apply_in_order(cursor, batch, runs)
+            if result.changes:  # (COPY cannot be pipelined)
                 # Committed with the rows they describe, so a crash before publishing
                 # cannot lose them: the next start publishes what is left here.
                 async with cursor.copy(
@@ -217,6 +210,46 @@ class GroupProjector:
                         await copy.write_row(
                             (self.group.name, c.position, seq, c.topic, c.event, _json(c.data))
                         )
+        return result
+
+    async def _apply_in_order(
+        self, cursor: AsyncCursor[TupleRow], batch: Sequence[Incoming], runs: bool
+    ) -> BatchResult:
+        """Skip what was applied, read from the store what the transport missed, apply the
+        rest and move the position."""
+        # First, before any table name is resolved: a rebuild switches the group's schema
+        # while it holds this lock, so the whole batch sees one version of the tables.
+        await cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
+        )
+        await cursor.execute(
+            "SELECT position FROM projection_positions WHERE group_name = %s FOR UPDATE",
+            (self.group.name,),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise RuntimeError(f"projection group {self.group.name} has no position row")
+        result = BatchResult(position=int(row[0]))
+        todo: list[StoredNotification] = []
+        for incoming in batch:
+            notification = incoming.notification
+            if notification.id <= result.position:
+                result.skipped += 1
+                continue
+            if incoming.previous > result.position:
+                missing = await self._missing(result.position, incoming.previous)
+                todo += missing
+                result.caught_up += len(missing)
+            todo.append(notification)
+            result.applied += 1
+            result.position = notification.id
+        result.changes = await apply_notifications(self.group, self.mapper, cursor, todo, runs=runs)
+        if todo:
+            await cursor.execute(
+                "UPDATE projection_positions SET position = %s, event_at = now(),"
+                " updated_at = now() WHERE group_name = %s",
+                (result.position, self.group.name),
+            )
         return result
 
     async def position(self, connection: AsyncConnection[TupleRow]) -> int:

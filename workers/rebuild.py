@@ -38,9 +38,10 @@ from workers.projector import (
     GROUP_LOCK,
     TRACKING_DDL,
     ProjectionFailed,
-    RunFailed,
     apply_events,
     decode,
+    in_runs_then_one_at_a_time,
+    pipelined,
 )
 
 log = logging.getLogger(__name__)
@@ -191,26 +192,20 @@ class Rebuild:
         return decode(self.group, self.store.app.mapper, page)
 
     async def _in_transaction(self, conn: AsyncConnection[Any], work: Work) -> int:
-        """Run `work` in a transaction, its statements pipelined (sent without waiting for
-        each one's result, so PostgreSQL works while Python prepares the next). If anything
-        fails, again with the events applied one at a time and no pipeline, which names the
-        event that fails (in a pipeline an error may surface at a later statement).
+        """Run `work` in a transaction, in runs with its statements pipelined, or if that
+        fails, one event at a time (see `in_runs_then_one_at_a_time`).
 
         The commit does not wait for the WAL flush: a crash may lose the last transactions,
         each with the position it recorded, and the rebuild resumes before them. (The switch
         commits durably, and with it everything before.)
         """
-        try:
-            async with conn.transaction(), conn.pipeline():
+
+        async def attempt(runs: bool) -> int:
+            async with conn.transaction(), pipelined(conn, runs):
                 await conn.execute("SET LOCAL synchronous_commit = off")
-                return await work(True)
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            raise  # the database, not an event
-        except (RunFailed, ProjectionFailed, psycopg.Error) as failed:
-            log.warning("%s; applying the events again one at a time", failed)
-            async with conn.transaction():
-                await conn.execute("SET LOCAL synchronous_commit = off")
-                return await work(False)
+                return await work(runs)
+
+        return await in_runs_then_one_at_a_time(attempt)
 
     async def _apply_page(
         self,

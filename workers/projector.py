@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from operator import attrgetter
@@ -110,10 +109,9 @@ _T = TypeVar("_T")
 
 
 async def in_runs_then_one_at_a_time(work: Callable[[bool], Awaitable[_T]]) -> _T:
-    """`work(True)`: events in runs, statements pipelined. If that fails, `work(False)`: one
-    event at a time, no pipeline, which names the event that fails (in a pipeline the server's
-    error may surface at a later statement, and a run fails as a whole). `work` runs its own
-    transaction, rolled back when it fails."""
+    """`work(True)`: events in runs. If that fails, `work(False)`: one event at a time, which
+    names the event that fails (a run fails as a whole). `work` runs its own transaction,
+    rolled back when it fails."""
     try:
         return await work(True)
     except (psycopg.OperationalError, psycopg.InterfaceError):
@@ -121,17 +119,6 @@ async def in_runs_then_one_at_a_time(work: Callable[[bool], Awaitable[_T]]) -> _
     except (RunFailed, ProjectionFailed, psycopg.Error) as failed:
         log.warning("%s; applying the events again one at a time", failed)
         return await work(False)
-
-
-@contextlib.asynccontextmanager
-async def pipelined(connection: AsyncConnection[Any], on: bool) -> AsyncIterator[None]:
-    """Statements sent without waiting for each one's result (when `on`): PostgreSQL works
-    while Python prepares the next; a fetch waits for what it needs."""
-    if not on:
-        yield
-        return
-    async with connection.pipeline():
-        yield
 
 
 @dataclass
@@ -198,9 +185,8 @@ class GroupProjector:
         self, connection: AsyncConnection[TupleRow], batch: Sequence[Incoming], runs: bool
     ) -> BatchResult:
         async with connection.transaction(), connection.cursor() as cursor:
-            async with pipelined(connection, runs):
-                result = await self._apply_in_order(cursor, batch, runs)
-            if result.changes:  # (COPY cannot be pipelined)
+            result = await self._apply_in_order(cursor, batch, runs)
+            if result.changes:
                 # Committed with the rows they describe, so a crash before publishing
                 # cannot lose them: the next start publishes what is left here.
                 async with cursor.copy(

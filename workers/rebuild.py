@@ -41,7 +41,6 @@ from workers.projector import (
     apply_events,
     decode,
     in_runs_then_one_at_a_time,
-    pipelined,
 )
 
 log = logging.getLogger(__name__)
@@ -192,8 +191,8 @@ class Rebuild:
         return decode(self.group, self.store.app.mapper, page)
 
     async def _in_transaction(self, conn: AsyncConnection[Any], work: Work) -> int:
-        """Run `work` in a transaction, in runs with its statements pipelined, or if that
-        fails, one event at a time (see `in_runs_then_one_at_a_time`).
+        """Run `work` in a transaction, in runs, or if that fails, one event at a time (see
+        `in_runs_then_one_at_a_time`).
 
         The commit does not wait for the WAL flush: a crash may lose the last transactions,
         each with the position it recorded, and the rebuild resumes before them. (The switch
@@ -201,7 +200,7 @@ class Rebuild:
         """
 
         async def attempt(runs: bool) -> int:
-            async with conn.transaction(), pipelined(conn, runs):
+            async with conn.transaction():
                 await conn.execute("SET LOCAL synchronous_commit = off")
                 return await work(runs)
 

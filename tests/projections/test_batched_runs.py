@@ -263,9 +263,7 @@ async def test_an_event_applied_ahead_of_a_run_that_fails_fails_the_run(
             shop.run(("adjust", 0, 0, quantity + 5))
         # Registered again: the customers projection cannot insert the same customer twice.
         poison = _append_after(store, customer, customer.topic, customer.state)
-        # A rebuild pipelines its statements: the server's error may reach it only when the
-        # page commits (here a page of one event); applied again one at a time, without a
-        # pipeline, the page names the event.
+        # A rebuild stops at it too, when it is alone in a page.
         with pytest.raises(RebuildFailed, match=f"position {poison}"):
             await Rebuild(projection_groups()[0], store, chosen.database_url, page=1).run()
         shop.run(("adjust", 0, 0, 9))
@@ -276,8 +274,7 @@ async def test_an_event_applied_ahead_of_a_run_that_fails_fails_the_run(
         )
         async with scratch_schema(chosen.database_url) as connection:
             failed = await _fails_as_a_run_then_alone(connection, store, notifications)
-            # So does the projector, whose statements are pipelined too: alone in a batch,
-            # the poison's refused insert surfaces only when the batch ends.
+            # So does the projector, when it is alone in a batch.
             projector = GroupProjector(group, store, store.app.mapper)
             await projector.ensure_tracking(connection)
             stored = await projector.stored(0)

@@ -225,11 +225,16 @@ def evaluate(results: Results, append_plan: appends.AppendPlan) -> None:
     paced_p99 = results.median(at_rate + ".p99")
     offered = results.median(at_rate + ".rate")
     gain = report.ratio(ours, theirs)
+    cpu_ms = results.median(http_key("place_order", "xid", 2) + ".cpu_ms")
+    cores = results.meta.get("cpus") or 1
+    ceiling = cores * 1000 / cpu_ms  # req/s if every core did nothing but this
     results.target(
         "place order over HTTP, 2 API processes: xid ≥ 2.5× stock",
         _check(gain, gain >= 2.5),
         f"{gain:.2f}× ({ours:,.0f} vs {theirs:,.0f} req/s, neither with workers; "
-        f"{deployed:,.0f} req/s with relay and projector running)",
+        f"{deployed:,.0f} req/s with relay and projector running); at {cpu_ms:.1f} ms of CPU "
+        f"per order, {cores} cores cap xid at {ceiling:,.0f} req/s = "
+        f"{report.ratio(ceiling, theirs):.2f}× stock",
     )
     results.target(
         "place order over HTTP, 2 API processes: p99 ≤ 50 ms at 2.5× the stock rate",
@@ -322,6 +327,7 @@ def render(results: Results, append_plan: appends.AppendPlan) -> str:
                         f"{results.median(prefix + '.p50'):.1f}",
                         f"{results.median(prefix + '.p99'):.1f}",
                         report.ratio_text(report.ratio(figure.median, baseline)),
+                        f"{results.median(prefix + '.cpu_ms'):.1f}",
                         str(errors),
                     ]
                 )
@@ -338,6 +344,7 @@ def render(results: Results, append_plan: appends.AppendPlan) -> str:
                     "p50 ms",
                     "p99 ms",
                     "÷ stock",
+                    "CPU ms/req",
                     "non-2xx",
                 ],
                 http_rows,

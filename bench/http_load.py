@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import statistics
 import sys
 import zlib
 from collections import Counter
@@ -28,6 +29,7 @@ from bench.http_client import (
     run_all,
 )
 from bench.report import Results, percentile
+from bench.servers import CpuMeter
 
 HOST = "127.0.0.1"
 STOCK_PER_PRODUCT = 10_000_000
@@ -225,19 +227,31 @@ def measure(
 ) -> list[Window]:
     """Closed-loop load of one command; records req/s, p50 and p99 per window."""
     requests = COMMANDS[command](shop, products, shop.token, seed(command, variant))
-    windows = uvloop.run(
-        closed_loop(
-            HOST,
-            shop.port,
-            requests,
-            concurrency=plan.concurrency,
-            warmup=plan.warmup,
-            window=plan.window,
-            windows=plan.reps,
+    with CpuMeter() as meter:
+        windows = uvloop.run(
+            closed_loop(
+                HOST,
+                shop.port,
+                requests,
+                concurrency=plan.concurrency,
+                warmup=plan.warmup,
+                window=plan.window,
+                windows=plan.reps,
+            )
         )
-    )
     prefix = key(command, variant, api_processes)
     label = f"{command} {variant} {api_processes} API"
+    rate = statistics.median(window.rate for window in windows)
+    if rate > 0:
+        # Everything the machine's cores did while this configuration ran, per request: what
+        # bounds its throughput on these cores, whatever the store.
+        results.add(
+            f"{prefix}.cpu_ms",
+            f"{label}, CPU per request (all processes)",
+            "ms",
+            sum(meter.usage.values()) / 100 / rate * 1000,
+            usage=meter.usage,
+        )
     for window in windows:
         results.add(f"{prefix}.rps", label, "req/s", window.rate, errors=window.errors)
         p50, p99 = _add_percentiles(results, prefix, label, window.latencies)

@@ -74,6 +74,8 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
     ):
         assert written["figures"][key]["runs"], key
     assert written["figures"]["http.place_order.xid.2api.rps"]["median"] > 0
+    assert written["figures"]["http.place_order.xid.2api.cpu_ms"]["median"] > 0
+    assert "cores cap xid at" in table
     assert written["figures"]["catchup.projector"]["median"] > 0
     assert written["figures"]["catchup.rebuild_shop"]["median"] > 0
     assert len(written["targets"]) == 10

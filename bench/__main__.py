@@ -227,7 +227,7 @@ def evaluate(results: Results, append_plan: appends.AppendPlan) -> None:
     gain = report.ratio(ours, theirs)
     cpu_ms = results.median(http_key("place_order", "xid", 2) + ".cpu_ms")
     cores = results.meta.get("cpus") or 1
-    ceiling = cores * 1000 / cpu_ms  # req/s if every core did nothing but this
+    ceiling = report.ratio(cores * 1000, cpu_ms)  # req/s if every core did nothing but this
     results.target(
         "place order over HTTP, 2 API processes: xid ≥ 2.5× stock",
         _check(gain, gain >= 2.5),

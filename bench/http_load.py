@@ -242,14 +242,15 @@ def measure(
     prefix = key(command, variant, api_processes)
     label = f"{command} {variant} {api_processes} API"
     rate = statistics.median(window.rate for window in windows)
-    if rate > 0:
+    busy = sum(meter.usage.values())  # % of one core
+    if rate > 0 and busy > 0:
         # Everything the machine's cores did while this configuration ran, per request: what
         # bounds its throughput on these cores, whatever the store.
         results.add(
             f"{prefix}.cpu_ms",
             f"{label}, CPU per request (all processes)",
             "ms",
-            sum(meter.usage.values()) / 100 / rate * 1000,
+            busy / 100 / rate * 1000,
             usage=meter.usage,
         )
     for window in windows:

@@ -185,7 +185,41 @@ class GroupProjector:
         self, connection: AsyncConnection[TupleRow], batch: Sequence[Incoming], runs: bool
     ) -> BatchResult:
         async with connection.transaction(), connection.cursor() as cursor:
-            result = await self._apply_in_order(cursor, batch, runs)
+            # First, before any table name is resolved: a rebuild switches the group's schema
+            # while it holds this lock, so the whole batch sees one version of the tables.
+            await cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
+            )
+            await cursor.execute(
+                "SELECT position FROM projection_positions WHERE group_name = %s FOR UPDATE",
+                (self.group.name,),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise RuntimeError(f"projection group {self.group.name} has no position row")
+            result = BatchResult(position=int(row[0]))
+            todo: list[StoredNotification] = []
+            for incoming in batch:
+                notification = incoming.notification
+                if notification.id <= result.position:
+                    result.skipped += 1
+                    continue
+                if incoming.previous > result.position:
+                    missing = await self._missing(result.position, incoming.previous)
+                    todo += missing
+                    result.caught_up += len(missing)
+                todo.append(notification)
+                result.applied += 1
+                result.position = notification.id
+            result.changes = await apply_notifications(
+                self.group, self.mapper, cursor, todo, runs=runs
+            )
+            if todo:
+                await cursor.execute(
+                    "UPDATE projection_positions SET position = %s, event_at = now(),"
+                    " updated_at = now() WHERE group_name = %s",
+                    (result.position, self.group.name),
+                )
             if result.changes:
                 # Committed with the rows they describe, so a crash before publishing
                 # cannot lose them: the next start publishes what is left here.
@@ -196,46 +230,6 @@ class GroupProjector:
                         await copy.write_row(
                             (self.group.name, c.position, seq, c.topic, c.event, _json(c.data))
                         )
-        return result
-
-    async def _apply_in_order(
-        self, cursor: AsyncCursor[TupleRow], batch: Sequence[Incoming], runs: bool
-    ) -> BatchResult:
-        """Skip what was applied, read from the store what the transport missed, apply the
-        rest and move the position."""
-        # First, before any table name is resolved: a rebuild switches the group's schema
-        # while it holds this lock, so the whole batch sees one version of the tables.
-        await cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GROUP_LOCK, self.group.name)
-        )
-        await cursor.execute(
-            "SELECT position FROM projection_positions WHERE group_name = %s FOR UPDATE",
-            (self.group.name,),
-        )
-        row = await cursor.fetchone()
-        if row is None:
-            raise RuntimeError(f"projection group {self.group.name} has no position row")
-        result = BatchResult(position=int(row[0]))
-        todo: list[StoredNotification] = []
-        for incoming in batch:
-            notification = incoming.notification
-            if notification.id <= result.position:
-                result.skipped += 1
-                continue
-            if incoming.previous > result.position:
-                missing = await self._missing(result.position, incoming.previous)
-                todo += missing
-                result.caught_up += len(missing)
-            todo.append(notification)
-            result.applied += 1
-            result.position = notification.id
-        result.changes = await apply_notifications(self.group, self.mapper, cursor, todo, runs=runs)
-        if todo:
-            await cursor.execute(
-                "UPDATE projection_positions SET position = %s, event_at = now(),"
-                " updated_at = now() WHERE group_name = %s",
-                (result.position, self.group.name),
-            )
         return result
 
     async def position(self, connection: AsyncConnection[TupleRow]) -> int:

@@ -198,6 +198,27 @@ def _check(value: float, good: bool) -> bool | None:
     return None if value != value else good
 
 
+def _cores(results: Results) -> int:
+    return int(results.meta.get("cpus") or 1)
+
+
+def _cpu_cap(results: Results, key: str, units_per_second: float) -> tuple[float, float]:
+    """CPU per operation (the figure `key`, in 1/`units_per_second` s) and how many operations
+    per second the machine's cores could do at that cost, if they did nothing else."""
+    cost = results.median(key)
+    return cost, report.ratio(_cores(results) * units_per_second, cost)
+
+
+def _rebuild_cap(results: Results, key: str) -> str:
+    cost, ceiling = _cpu_cap(results, f"{key}.cpu_us", 1e6)
+    if cost != cost:  # not measured in this run
+        return ""
+    return (
+        f"; at {cost:.0f} µs of CPU per event, {_cores(results)} cores cap it at"
+        f" {ceiling:,.0f} events/s"
+    )
+
+
 def evaluate(results: Results, append_plan: appends.AppendPlan) -> None:
     """PASS/FAIL per target of issue 8 (None when not measured in this run)."""
     most = max(append_plan.writers)
@@ -225,9 +246,8 @@ def evaluate(results: Results, append_plan: appends.AppendPlan) -> None:
     paced_p99 = results.median(at_rate + ".p99")
     offered = results.median(at_rate + ".rate")
     gain = report.ratio(ours, theirs)
-    cpu_ms = results.median(http_key("place_order", "xid", 2) + ".cpu_ms")
-    cores = results.meta.get("cpus") or 1
-    ceiling = report.ratio(cores * 1000, cpu_ms)  # req/s if every core did nothing but this
+    cpu_ms, ceiling = _cpu_cap(results, http_key("place_order", "xid", 2) + ".cpu_ms", 1e3)
+    cores = _cores(results)
     results.target(
         "place order over HTTP, 2 API processes: xid ≥ 2.5× stock",
         _check(gain, gain >= 2.5),
@@ -261,13 +281,14 @@ def evaluate(results: Results, append_plan: appends.AppendPlan) -> None:
         "rebuild ≥ 30k events/s, stock movements",
         _check(rebuild, rebuild >= 30_000),
         f"{rebuild:,.0f} events/s ({'whole backlog' if full else 'capped runs'}),"
-        f" projector catch-up {results.median('catchup.projector'):,.0f} events/s",
+        f" projector catch-up {results.median('catchup.projector'):,.0f} events/s"
+        + _rebuild_cap(results, "catchup.rebuild_full"),
     )
     shop = results.median("catchup.rebuild_shop")
     results.target(
         "rebuild ≥ 30k events/s, a shop's history (orders, sales)",
         _check(shop, shop >= 30_000),
-        f"{shop:,.0f} events/s",
+        f"{shop:,.0f} events/s" + _rebuild_cap(results, "catchup.rebuild_shop"),
     )
     api_mb = results.median("memory.api.peak")
     worker_mb = results.median("memory.worker.peak")
@@ -394,7 +415,11 @@ def render(results: Results, append_plan: appends.AppendPlan) -> str:
         ]
     if "catchup.projector" in results.figures or "catchup.relay" in results.figures:
         catch_rows = [
-            [results.figures[k].label, results.figures[k].text()]
+            [
+                results.figures[k].label,
+                results.figures[k].text(),
+                f"{results.median(k + '.cpu_us'):.0f}" if k + ".cpu_us" in results.figures else "",
+            ]
             for k in (
                 "catchup.append",
                 "catchup.read",
@@ -409,7 +434,7 @@ def render(results: Results, append_plan: appends.AppendPlan) -> str:
         ]
         out += [
             "## Catch-up of a backlog (events/s)",
-            report.table(["step", "events/s"], catch_rows),
+            report.table(["step", "events/s", "CPU µs/event (all processes)"], catch_rows),
             "",
         ]
     load_rows = loads.rows(results)

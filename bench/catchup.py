@@ -35,7 +35,13 @@ from application.settings import Settings
 from application.store import EventStore
 from bench import lag
 from bench.report import Results
-from bench.servers import BenchServers, PmsProcess, prepare_database, reset_streams
+from bench.servers import (
+    BenchServers,
+    CpuMeter,
+    PmsProcess,
+    prepare_database,
+    reset_streams,
+)
 from bench.shop_backlog import append_shop_backlog
 from domain.catalogue import Product
 from domain.inventory import StockItem
@@ -201,11 +207,22 @@ def timed_run(
     print(f"  {label}: {rate:,.0f} events/s over {applied:,} events", file=sys.stderr, flush=True)
 
 
-_RATE = re.compile(r"([\d,]+) events/s")
+# Progress lines ("2,000/201,101 (1 %)  5,210 events/s"), then on success the result line
+# ("rebuilt main: 201,101 events in 19.2 s (10,467 events/s)", switch and clean-up included).
+_PROGRESS = re.compile(r"([\d,]+)/[\d,]+ \(\d+ %\)\s+([\d,]+) events/s")
+_RESULT = re.compile(r"rebuilt \S+: ([\d,]+) events in [\d.]+ s \(([\d,]+) events/s\)")
 
 
-def rebuild_rate(settings: Settings, group: str, cap_seconds: float, logs: Path) -> float:
-    """Events/s of `pms projections rebuild GROUP --restart`, interrupted at the cap."""
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def rebuild_rate(
+    settings: Settings, group: str, cap_seconds: float, logs: Path
+) -> tuple[float, int]:
+    """Events/s of `pms projections rebuild GROUP --restart`, interrupted at the cap, and the
+    number of events it applied: from its result line, or its last progress line when it was
+    interrupted."""
     log = logs / f"rebuild-{settings.port}.log"
     logs.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
@@ -224,11 +241,12 @@ def rebuild_rate(settings: Settings, group: str, cap_seconds: float, logs: Path)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGINT)
             process.wait(30.0)
-    rates = _RATE.findall(log.read_text(errors="replace"))
-    if process.returncode not in (0, 130, -signal.SIGINT) or not rates:
-        tail = log.read_text(errors="replace")[-800:]
-        raise RuntimeError(f"pms projections rebuild failed ({process.returncode}): {tail}")
-    return float(rates[-1].replace(",", ""))
+    text = log.read_text(errors="replace")
+    found = _RESULT.findall(text) or _PROGRESS.findall(text)
+    if process.returncode not in (0, 130, -signal.SIGINT) or not found:
+        raise RuntimeError(f"pms projections rebuild failed ({process.returncode}): {text[-800:]}")
+    done, rate = found[-1]
+    return float(_number(rate)), _number(done)
 
 
 def run(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) -> None:
@@ -278,18 +296,33 @@ def run(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) 
                 plan.cap_seconds,
             )
         for _ in range(plan.reps):
-            rate = rebuild_rate(settings, groups[0], plan.cap_seconds, logs)
+            rate, _ = rebuild_rate(settings, groups[0], plan.cap_seconds, logs)
             results.add("catchup.rebuild", "rebuild (pms projections rebuild)", "events/s", rate)
             print(f"  rebuild of {groups[0]}: {rate:,.0f} events/s", file=sys.stderr, flush=True)
-        rate = rebuild_rate(settings, groups[0], plan.full_rebuild_cap_seconds, logs)
+        with CpuMeter() as meter:
+            rate, applied = rebuild_rate(settings, groups[0], plan.full_rebuild_cap_seconds, logs)
         results.add(
             "catchup.rebuild_full", f"full rebuild of the {total:,} events", "events/s", rate
         )
+        add_cpu_per_event(results, "catchup.rebuild_full", "full rebuild", meter, applied)
         print(f"  full rebuild of {groups[0]}: {rate:,.0f} events/s", file=sys.stderr, flush=True)
     finally:
         store.close()
     if plan.shop_events:
         rebuild_shop(servers, results, plan, logs)
+
+
+def add_cpu_per_event(results: Results, key: str, label: str, meter: CpuMeter, events: int) -> None:
+    """Everything the machine's cores did during a rebuild (start to finish: the process's
+    start-up too), per event applied: what bounds its speed on these cores."""
+    if events > 0 and meter.cpu_seconds > 0:
+        results.add(
+            f"{key}.cpu_us",
+            f"{label}, CPU per event (all processes)",
+            "µs",
+            meter.cpu_seconds / events * 1e6,
+            usage=meter.usage,
+        )
 
 
 def rebuild_shop(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) -> None:
@@ -304,11 +337,13 @@ def rebuild_shop(servers: BenchServers, results: Results, plan: CatchupPlan, log
     results.add("catchup.append_shop", "bulk append of the shop history", "events/s", rate)
     print(f"  shop history appended at {rate:,.0f} events/s", file=sys.stderr, flush=True)
     group = projection_groups()[0].name
-    rate = rebuild_rate(settings, group, plan.shop_rebuild_cap_seconds, logs)
+    with CpuMeter() as meter:
+        rate, applied = rebuild_rate(settings, group, plan.shop_rebuild_cap_seconds, logs)
     results.add(
         "catchup.rebuild_shop",
         f"rebuild of a shop history ({plan.shop_events:,} events, orders of 3 lines)",
         "events/s",
         rate,
     )
+    add_cpu_per_event(results, "catchup.rebuild_shop", "shop history rebuild", meter, applied)
     print(f"  rebuild of the shop history: {rate:,.0f} events/s", file=sys.stderr, flush=True)

@@ -416,6 +416,7 @@ class CpuMeter:
 
     def __init__(self) -> None:
         self.usage: dict[str, float] = {}
+        self.cpu_seconds = 0.0  # everything the machine's cores did during the block
 
     def _ours(self) -> dict[int, tuple[float, float]]:
         return {pid: _process_seconds(pid) for pid in descendants(os.getpid())}
@@ -439,4 +440,5 @@ class CpuMeter:
             kinds[reaped] = kinds.get(reaped, 0.0) + waited - waited_before
         ours = sum(kinds.values())
         kinds["foreign"] = max(0.0, _busy_seconds() - self._busy - ours)
+        self.cpu_seconds = sum(kinds.values())
         self.usage = {k: round(v / seconds * 100) for k, v in kinds.items() if v > 0.005}

@@ -78,6 +78,8 @@ def test_every_bench_phase_runs_and_reports(servers: ServiceUrls, tmp_path: Path
     assert "cores cap xid at" in table
     assert written["figures"]["catchup.projector"]["median"] > 0
     assert written["figures"]["catchup.rebuild_shop"]["median"] > 0
+    assert written["figures"]["catchup.rebuild_shop.cpu_us"]["median"] > 0
+    assert "cores cap it at" in table
     assert len(written["targets"]) == 10
     assert "## Targets" in table
     assert "## Report queries" in table

@@ -106,39 +106,45 @@ def _priced_and_reserved_lines(
     return lines
 
 
+def next_order_number(store: EventStore) -> int:
+    """The number of the next order (taken outside the save: a sequence never rolls back)."""
+    return store.next_number(ORDER_NUMBER_SEQUENCE)
+
+
+def placed_order(unit: UnitOfWork, command: PlaceOrder, number: int) -> Order:
+    """A new order in `unit`: its lines priced and their stock reserved (saved with the unit)."""
+    # Two queries for everything the order reads: what the command names, then the location
+    # and stock items once the settings have said which location.
+    unit.prefetch(
+        [command.customer_id, COMPANY_SETTINGS_ID, *(i.product_id for i in command.items)]
+    )
+    customer = unit.get(Customer, command.customer_id)
+    customer.check_can_order()
+    settings = company_settings(unit)
+    location_id = command.location_id or settings.default_location_id
+    if location_id is None:
+        raise InvalidValue("locationId", "required: no default location is set")
+    currency = command.currency or settings.default_currency
+    order_id = uuid4()
+    lines = _priced_and_reserved_lines(unit, order_id, location_id, currency, command.items)
+    order = Order.place(
+        order_id=order_id,
+        order_number=f"ORD-{number:06d}",
+        customer_id=customer.id,
+        location_id=location_id,
+        currency=currency,
+        lines=lines,
+        shipping_address=command.shipping_address,
+        tax_rate_basis_points=settings.tax_rate_basis_points,
+    )
+    unit.add(order)
+    return order
+
+
 def place_order(store: EventStore, context: CommandContext, command: PlaceOrder) -> Outcome[Order]:
     """Price the lines, reserve their stock and create the order in one atomic save."""
-    number = store.next_number(ORDER_NUMBER_SEQUENCE)
-
-    product_ids = [item.product_id for item in command.items]
-
-    def decide(unit: UnitOfWork) -> Order:
-        # Two queries for everything the order reads: what the command names, then the
-        # location and stock items once the settings have said which location.
-        unit.prefetch([command.customer_id, COMPANY_SETTINGS_ID, *product_ids])
-        customer = unit.get(Customer, command.customer_id)
-        customer.check_can_order()
-        settings = company_settings(unit)
-        location_id = command.location_id or settings.default_location_id
-        if location_id is None:
-            raise InvalidValue("locationId", "required: no default location is set")
-        currency = command.currency or settings.default_currency
-        order_id = uuid4()
-        lines = _priced_and_reserved_lines(unit, order_id, location_id, currency, command.items)
-        order = Order.place(
-            order_id=order_id,
-            order_number=f"ORD-{number:06d}",
-            customer_id=customer.id,
-            location_id=location_id,
-            currency=currency,
-            lines=lines,
-            shipping_address=command.shipping_address,
-            tax_rate_basis_points=settings.tax_rate_basis_points,
-        )
-        unit.add(order)
-        return order
-
-    return store.execute(context, decide)
+    number = next_order_number(store)
+    return store.execute(context, lambda unit: placed_order(unit, command, number))
 
 
 def _stock_ids(location_id: UUID, product_ids: Iterable[UUID]) -> list[UUID]:

@@ -9,7 +9,7 @@ import msgspec
 
 from application.context import CommandContext
 from application.inventory import stock_item_for
-from application.orders import OrderItem, PlaceOrder, place_order
+from application.orders import OrderItem, PlaceOrder, next_order_number, placed_order
 from application.payments import RefundPayment, refund_payment
 from application.store import EventStore, Outcome, UnitOfWork
 from application.stripe import StripeGateway
@@ -149,14 +149,22 @@ def receive_return(
 def refund_return(
     store: EventStore, context: CommandContext, return_id: UUID, stripe: StripeGateway | None
 ) -> Outcome[Return]:
-    """Refund the value of the units received and not refunded yet, from the order's payments."""
+    """Refund the value of the units received and not refunded yet, from the order's payments.
+
+    The money moves first (each payment's refund idempotent by an id that names the return
+    and what it had refunded before), then the return and the order record it in one save. A
+    call that runs while another records the same units finds nothing left and changes
+    nothing; a call that failed after refunding is completed by running it again.
+    """
     unit = UnitOfWork(store.app)
     rma = unit.get(Return, return_id)
+    rma.check_refundable()
     order = unit.get(Order, rma.order_id)
-    due = order.value_of(rma.received).amount - rma.refunded_amount
-    if due <= 0:
+    units = order.uncredited(rma.id, rma.received)
+    if not units:
         raise Conflict("nothing received is left to refund")
-    remaining = due
+    due = order.return_value(units)
+    remaining = due.amount
     for payment_id in order.payment_ids:
         payment = unit.get(Payment, payment_id)
         share = min(remaining, payment.net.amount)
@@ -174,11 +182,18 @@ def refund_return(
         if remaining == 0:
             break
     if remaining:
-        raise Conflict(f"the order's payments can refund only {due - remaining} of {due}")
+        raise Conflict(
+            f"the order's payments can refund only {due.amount - remaining} of {due.amount}"
+        )
 
     def decide(unit: UnitOfWork) -> Return:
+        unit.prefetch([return_id, order.id])  # both as of one moment
         rma = unit.get(Return, return_id)
-        rma.record_refund(due)
+        order_now = unit.get(Order, order.id)
+        if order_now.uncredited(rma.id, units) != units:
+            return rma  # recorded by a concurrent call that refunded the same units
+        order_now.credit_return(rma.id, units, due)
+        rma.record_refund(due.amount)
         return rma
 
     return store.execute(context, decide)
@@ -191,52 +206,55 @@ def exchange_return(
     command: ExchangeReturn,
     stripe: StripeGateway | None,
 ) -> Outcome[Return]:
-    """Place a replacement order credited with the returned value; refund any surplus."""
+    """Place a replacement order credited with the returned value, in the same save as the
+    return's exchange (two exchanges of one return cannot both place one); then refund any
+    surplus from a payment of the original order that can take it whole."""
     unit = UnitOfWork(store.app)
     rma = unit.get(Return, return_id)
+    rma.check_exchangeable()
     order = unit.get(Order, rma.order_id)
-    if rma.status != "received":
-        raise Conflict(f"cannot exchange a return that is {rma.status}")
     items = command.items or [OrderItem(product_id=p, quantity=q) for p, q in rma.received.items()]
-    placed = place_order(
-        store,
-        context,
-        PlaceOrder(
-            customer_id=order.customer_id,
-            items=items,
-            shipping_address=order.shipping_address,
-            location_id=order.location_id,
-            currency=order.currency,
-        ),
-    ).value
-    credit = order.value_of(rma.received)
-    difference = placed.total.amount - credit.amount
+    replacement = PlaceOrder(
+        customer_id=order.customer_id,
+        items=items,
+        shipping_address=order.shipping_address,
+        location_id=order.location_id,
+        currency=order.currency,
+    )
+    number = next_order_number(store)
+    surplus: list[tuple[UUID, Money]] = []  # (payment, amount) to refund after the save
 
     def decide(unit: UnitOfWork) -> Return:
+        surplus.clear()
         rma = unit.get(Return, return_id)
-        replacement = unit.get(Order, placed.id)
-        replacement.apply_credit(
-            Money(min(credit.amount, placed.total.amount), order.currency), f"return {rma.id}"
-        )
+        rma.check_exchangeable()
+        original = unit.get(Order, rma.order_id)
+        placed = placed_order(unit, replacement, number)
+        units = original.uncredited(rma.id, rma.received)
+        credit = original.return_value(units)
+        original.credit_return(rma.id, units, credit)
+        covered = min(credit.amount, placed.total.amount)
+        if covered > 0:
+            placed.apply_credit(Money(covered, original.currency), f"return {rma.id}")
+        difference = placed.total.amount - credit.amount
         rma.record_exchange(placed.id, difference)
+        if difference < 0:
+            refund = Money(-difference, original.currency)
+            payments = (unit.get(Payment, p) for p in original.payment_ids)
+            payer = next((p for p in payments if p.net.amount >= refund.amount), None)
+            if payer is None:
+                raise InvalidValue("items", "no single payment can refund the price difference")
+            surplus.append((payer.id, refund))
         return rma
 
     outcome = store.execute(context, decide)
-    if difference < 0:
-        for payment_id in order.payment_ids:
-            payment = UnitOfWork(store.app).get(Payment, payment_id)
-            if payment.net.amount >= -difference:
-                refund_payment(
-                    store,
-                    context,
-                    payment.id,
-                    RefundPayment(
-                        amount=Money(-difference, order.currency), reason=f"exchange {rma.id}"
-                    ),
-                    stripe,
-                    refund_id=f"exchange:{rma.id}",
-                )
-                break
-        else:
-            raise InvalidValue("items", "no single payment can refund the price difference")
+    for payment_id, refund in surplus:
+        refund_payment(
+            store,
+            context,
+            payment_id,
+            RefundPayment(amount=refund, reason=f"exchange {return_id}"),
+            stripe,
+            refund_id=f"exchange:{return_id}",
+        )
     return outcome

@@ -116,6 +116,8 @@ class Order(Aggregate):
         self.shipment_count = 0
         self.payment_ids: list[UUID] = []
         self.returned: dict[UUID, int] = {}  # units under a return (not rejected/cancelled)
+        # Units of each return whose value went back to the customer (refunded or credited).
+        self.credited: dict[UUID, dict[UUID, int]] = {}
         self.credit = Money(0, currency)
 
     @classmethod
@@ -243,6 +245,16 @@ class Order(Aggregate):
                 else:
                     order.returned.pop(item.product_id, None)
 
+    class ReturnCredited(Aggregate.Event):
+        return_id: UUID
+        items: list[ShipmentItem]
+        amount: Money
+
+        def apply(self, order: Order) -> None:
+            credited = order.credited.setdefault(self.return_id, {})
+            for item in self.items:
+                credited[item.product_id] = credited.get(item.product_id, 0) + item.quantity
+
     class CreditApplied(Aggregate.Event):
         amount: Money
         reason: str
@@ -360,6 +372,45 @@ class Order(Aggregate):
         for product_id, quantity in items.items():
             net = net + self.unit_price_of(product_id).times(quantity)
         return net + tax_on(net, self.tax_rate_basis_points)
+
+    def uncredited(self, return_id: UUID, received: dict[UUID, int]) -> dict[UUID, int]:
+        """Units a return has received whose value has not gone back yet, per product."""
+        credited = self.credited.get(return_id, {})
+        left = {p: q - credited.get(p, 0) for p, q in received.items()}
+        return {product: quantity for product, quantity in left.items() if quantity > 0}
+
+    def return_value(self, items: dict[UUID, int]) -> Money:
+        """What returned units are worth to the customer, tax included: the value of every
+        unit credited so far and these, less the value of those credited before. Tax is
+        rounded on the order's whole, so returns taken one by one add up to exactly what the
+        units cost together, and all of an order's units to its total, never more."""
+        before: dict[UUID, int] = {}
+        for credited in self.credited.values():
+            for product_id, quantity in credited.items():
+                before[product_id] = before.get(product_id, 0) + quantity
+        after = dict(before)
+        for product_id, quantity in items.items():
+            after[product_id] = after.get(product_id, 0) + quantity
+        return self.value_of(after) - self.value_of(before)
+
+    def credit_return(self, return_id: UUID, items: dict[UUID, int], amount: Money) -> None:
+        """Record that `amount` went back to the customer for these units of a return."""
+        returned = self.returned
+        for product_id, quantity in items.items():
+            positive_quantity(quantity, "items.quantity")
+            credited = sum(c.get(product_id, 0) for c in self.credited.values())
+            if credited + quantity > returned.get(product_id, 0):
+                raise InvalidValue(
+                    "items.quantity", f"only {returned.get(product_id, 0)} units are returned"
+                )
+        if amount.currency != self.currency or amount.amount < 0:
+            raise InvalidValue("amount", f"an amount in {self.currency}, not negative")
+        self.trigger_event(
+            self.ReturnCredited,
+            return_id=return_id,
+            items=[ShipmentItem(product_id=p, quantity=q) for p, q in items.items()],
+            amount=amount,
+        )
 
     def apply_credit(self, amount: Money, reason: str) -> None:
         """Lower what the customer owes (e.g. returned goods counted towards an exchange)."""

@@ -180,11 +180,21 @@ class Return(Aggregate):
         self.trigger_event(self.ItemsReceived, items=received)
         return received
 
-    def record_refund(self, amount: int) -> None:
-        """Money for the received units went back; closes once everything is back."""
+    def check_refundable(self) -> None:
+        """Raise unless the units received so far may be refunded (before any money moves)."""
         if self.resolution != "refund":
             raise IllegalTransition("this return is resolved by an exchange")
         self._require("refund", "received", "partially_received", "refunded")
+
+    def check_exchangeable(self) -> None:
+        """Raise unless a replacement may be placed for this return (before it is placed)."""
+        if self.resolution != "exchange":
+            raise IllegalTransition("this return is resolved by a refund")
+        self._require("exchange", "received")
+
+    def record_refund(self, amount: int) -> None:
+        """Money for the received units went back; closes once everything is back."""
+        self.check_refundable()
         if amount <= 0:
             raise InvalidValue("amount", "nothing to refund")
         self.trigger_event(self.Refunded, amount=amount)
@@ -193,9 +203,7 @@ class Return(Aggregate):
 
     def record_exchange(self, replacement_order_id: UUID, difference: int) -> None:
         """A replacement order was placed; closes the return."""
-        if self.resolution != "exchange":
-            raise IllegalTransition("this return is resolved by a refund")
-        self._require("exchange", "received")
+        self.check_exchangeable()
         self.trigger_event(
             self.Exchanged, replacement_order_id=replacement_order_id, difference=difference
         )

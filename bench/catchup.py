@@ -313,8 +313,9 @@ def run(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) 
 
 
 def add_cpu_per_event(results: Results, key: str, label: str, meter: CpuMeter, events: int) -> None:
-    """Everything the machine's cores did during a rebuild (start to finish: the process's
-    start-up too), per event applied: what bounds its speed on these cores."""
+    """What every process of this run used during a rebuild (start to finish: the rebuild's
+    start-up too; not other programs), per event applied: what bounds its speed on these
+    cores."""
     if events > 0 and meter.cpu_seconds > 0:
         results.add(
             f"{key}.cpu_us",

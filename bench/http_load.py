@@ -242,15 +242,15 @@ def measure(
     prefix = key(command, variant, api_processes)
     label = f"{command} {variant} {api_processes} API"
     rate = statistics.median(window.rate for window in windows)
-    busy = sum(meter.usage.values())  # % of one core
-    if rate > 0 and busy > 0:
-        # Everything the machine's cores did while this configuration ran, per request: what
-        # bounds its throughput on these cores, whatever the store.
+    if rate > 0 and meter.cores_busy > 0:
+        # What every process of this run (servers, API, load generator) used while this
+        # configuration ran, per request: what bounds its throughput on these cores,
+        # whatever the store.
         results.add(
             f"{prefix}.cpu_ms",
             f"{label}, CPU per request (all processes)",
             "ms",
-            busy / 100 / rate * 1000,
+            meter.cores_busy / rate * 1000,
             usage=meter.usage,
         )
     for window in windows:

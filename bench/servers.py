@@ -416,7 +416,8 @@ class CpuMeter:
 
     def __init__(self) -> None:
         self.usage: dict[str, float] = {}
-        self.cpu_seconds = 0.0  # everything the machine's cores did during the block
+        self.cpu_seconds = 0.0  # what this run's processes used during the block
+        self.seconds = 0.0
 
     def _ours(self) -> dict[int, tuple[float, float]]:
         return {pid: _process_seconds(pid) for pid in descendants(os.getpid())}
@@ -440,5 +441,11 @@ class CpuMeter:
             kinds[reaped] = kinds.get(reaped, 0.0) + waited - waited_before
         ours = sum(kinds.values())
         kinds["foreign"] = max(0.0, _busy_seconds() - self._busy - ours)
-        self.cpu_seconds = sum(kinds.values())
+        self.cpu_seconds, self.seconds = ours, seconds
         self.usage = {k: round(v / seconds * 100) for k, v in kinds.items() if v > 0.005}
+
+    @property
+    def cores_busy(self) -> float:
+        """How many cores this run's processes kept busy on average: not other programs, nor
+        servers given by URL (whose CPU is then left out of the per-operation figures)."""
+        return self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from nats.aio.client import DEFAULT_MAX_PAYLOAD_SIZE
 from nats.js import JetStreamContext
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
@@ -15,6 +16,8 @@ from application.store import EventStore
 from workers import envelope
 
 log = logging.getLogger(__name__)
+
+HEADERS_ALLOWANCE = 4096  # room left in a message for its headers
 
 DDL = """
 CREATE TABLE IF NOT EXISTS public.pms_relay_position (
@@ -36,12 +39,14 @@ class Relay:
         *,
         name: str = "relay",
         batch: int = 500,
+        max_payload: int = DEFAULT_MAX_PAYLOAD_SIZE,
     ) -> None:
         self.store = store
         self.connection = connection
         self.js = js
         self.name = name
         self.batch = batch
+        self.max_payload = max_payload  # the server's, from its INFO (`Client.max_payload`)
         self.position = 0
 
     async def load_position(self) -> int:
@@ -64,11 +69,25 @@ class Relay:
         previous = self.position
         acks = []
         for notification in page:
+            body = envelope.encode(notification)
+            if len(body) + HEADERS_ALLOWANCE > self.max_payload:
+                # NATS refuses it, and retrying would stop every event after it. The next
+                # message names it as its previous position, so the projector reads it from
+                # the store, as it reads any event it did not receive.
+                log.error(
+                    "event at position %d is %d bytes, more than NATS takes (%d): not"
+                    " published, consumers read it from the store",
+                    notification.id,
+                    len(body),
+                    self.max_payload,
+                )
+                previous = notification.id
+                continue
             correlation = str(notification.metadata.get("correlationId", ""))
             acks.append(
                 await self.js.publish_async(
                     envelope.subject_for(notification.topic),
-                    envelope.encode(notification),
+                    body,
                     headers=envelope.headers(notification, previous, correlation),
                 )
             )

@@ -50,7 +50,8 @@ async def run_workers(
         if relay:
             connection = await psycopg.AsyncConnection.connect(settings.database_url)
             connections.append(connection)
-            tasks.append(asyncio.create_task(Relay(store, connection, js).run(stop)))
+            relay_task = Relay(store, connection, js, max_payload=client.max_payload).run(stop)
+            tasks.append(asyncio.create_task(relay_task))
         chosen = tuple(g for g in projection_groups() if groups is None or g.name in groups)
         for group in chosen:
             connection = await psycopg.AsyncConnection.connect(

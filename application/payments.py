@@ -10,9 +10,9 @@ import msgspec
 from application.context import CommandContext
 from application.store import EventStore, Outcome, UnitOfWork
 from application.stripe import IntentState, ProviderNotConfigured, StripeGateway
-from domain.errors import Conflict, InvalidValue, NotFound
+from domain.errors import Conflict, InvalidValue
 from domain.orders import Order
-from domain.payments import Payment, amount_due, settle
+from domain.payments import Payment, amount_due, check_capture_for_order, settle
 from domain.values import Money
 
 
@@ -44,6 +44,14 @@ def _payments(unit: UnitOfWork, order: Order) -> list[Payment]:
 def outstanding(unit: UnitOfWork, order: Order) -> Money:
     """What the order still needs, given its payments."""
     return amount_due(order, _payments(unit, order))
+
+
+def _checked_capture(
+    unit: UnitOfWork, payment_id: UUID, amount: Money | None
+) -> tuple[Payment, Money]:
+    payment = unit.get(Payment, payment_id)
+    order = unit.get(Order, payment.order_id)
+    return payment, check_capture_for_order(order, _payments(unit, order), payment, amount)
 
 
 def _gateway(provider: str, stripe: StripeGateway | None) -> StripeGateway:
@@ -132,23 +140,22 @@ def capture_payment(
     command: CapturePayment,
     stripe: StripeGateway | None,
 ) -> Outcome[Payment]:
-    """Capture money; through Stripe first when the payment is Stripe's."""
-    payment = UnitOfWork(store.app).get(Payment, payment_id)
-    amount = command.amount or (payment.authorized - payment.captured)
+    """Capture money (checked against the order first); through Stripe first when the payment
+    is Stripe's, whose answer is then recorded as it is."""
+    payment, amount = _checked_capture(UnitOfWork(store.app), payment_id, command.amount)
     state: IntentState | None = None
     if payment.provider == "stripe":
-        if payment.status != "authorized":
-            raise Conflict(f"cannot capture a payment that is {payment.status}")
         key = f"capture:{payment_id}:{payment.captured.amount}:{amount.amount}"
         state = _gateway("stripe", stripe).capture(
             payment.provider_reference or "", amount.amount, key
         )
 
     def decide(unit: UnitOfWork) -> Payment:
-        payment = unit.get(Payment, payment_id)
         if state is None:
-            payment.capture(amount)
+            payment, checked = _checked_capture(unit, payment_id, amount)
+            payment.capture(checked)
         else:
+            payment = unit.get(Payment, payment_id)
             payment.apply_provider_update(
                 f"capture:{state.reference}:{state.received}",
                 state.status,
@@ -175,8 +182,7 @@ def refund_payment(
     if payment.knows_refund(key):
         return Outcome(payment, store.max_position())
     # Checked before asking the provider, and again on save (a concurrent refund may win).
-    if command.amount.amount > payment.net.amount:
-        payment.refund(key, command.amount, command.reason)  # raises the domain's error
+    payment.check_refund(command.amount, command.reason)
     reference = None
     if payment.provider == "stripe":
         result = _gateway("stripe", stripe).refund(
@@ -198,8 +204,7 @@ def void_payment(
     """Release an authorization that was not captured."""
     payment = UnitOfWork(store.app).get(Payment, payment_id)
     if payment.provider == "stripe" and payment.provider_reference:
-        if payment.status not in ("pending", "requires_action", "authorized"):
-            raise Conflict(f"cannot void a payment that is {payment.status}")
+        payment.check_void()
         _gateway("stripe", stripe).cancel(payment.provider_reference, f"void:{payment_id}")
 
     def decide(unit: UnitOfWork) -> Payment:
@@ -286,25 +291,24 @@ def settle_order_payment_status(
     return store.execute(context, decide)
 
 
-def refund_cancelled_order(
+def release_cancelled_order(
     store: EventStore, context: CommandContext, order_id: UUID, stripe: StripeGateway | None
 ) -> list[Outcome[Payment]]:
-    """Refund whatever a cancelled order's payments captured (idempotent per payment)."""
+    """Give back all a cancelled order's payments hold: refund what they captured, void what
+    they only authorized (at Stripe too). Idempotent; nothing unless the order is cancelled."""
     unit = UnitOfWork(store.app)
     order = unit.get(Order, order_id)
     if order.status != "cancelled":
-        raise NotFound(f"order {order_id} is not cancelled")
+        return []
     outcomes = []
     for payment in _payments(unit, order):
         if payment.net.amount > 0:
+            # Named by what was captured: a capture recorded after this refund gets its own.
+            refund_id = f"cancel:{order_id}:{payment.id}:{payment.captured.amount}"
+            refund = RefundPayment(amount=payment.net, reason="order cancelled")
             outcomes.append(
-                refund_payment(
-                    store,
-                    context,
-                    payment.id,
-                    RefundPayment(amount=payment.net, reason="order cancelled"),
-                    stripe,
-                    refund_id=f"cancel:{order_id}:{payment.id}",
-                )
+                refund_payment(store, context, payment.id, refund, stripe, refund_id=refund_id)
             )
+        elif payment.voidable:
+            outcomes.append(void_payment(store, context, payment.id, stripe))
     return outcomes

@@ -38,6 +38,12 @@ class RefundExceedsCaptured(Conflict):
     code = "refund-exceeds-captured"
 
 
+class CaptureExceedsOrder(Conflict):
+    """The order's payments would hold more than the order owes."""
+
+    code = "capture-exceeds-order"
+
+
 @dataclass(frozen=True)
 class Refund:
     """Money given back, as its own record."""
@@ -111,6 +117,32 @@ class Payment(Aggregate):
     def active(self) -> bool:
         """Still counts towards the order (not voided or failed)."""
         return self.status not in _FINAL
+
+    @property
+    def capturable(self) -> Money:
+        """What may still be captured: the rest of the authorization, until a refund."""
+        if self._capture_open:
+            return self.authorized - self.captured
+        return Money(0, self.amount.currency)
+
+    @property
+    def _capture_open(self) -> bool:
+        # Stripe captures a PaymentIntent once and releases the rest of it.
+        captured = self.status == "captured" and self.provider != "stripe"
+        return self.status == "authorized" or captured
+
+    @property
+    def covers(self) -> Money:
+        """What this payment pays of its order or may still pay: all of it until authorized,
+        then its net plus what it may still capture."""
+        if self.status in ("pending", "requires_action"):
+            return self.amount
+        return self.net + self.capturable
+
+    @property
+    def voidable(self) -> bool:
+        """Nothing captured and not over: the hold can be released."""
+        return self.status in ("pending", "requires_action", "authorized")
 
     class ProviderLinked(Aggregate.Event):
         reference: str
@@ -190,17 +222,24 @@ class Payment(Aggregate):
             raise IllegalTransition(f"the payment is already {self.status}")
         self.trigger_event(self.Authorized, amount=amount)
 
-    def capture(self, amount: Money | None = None) -> Money:
-        """Take (part of) the authorized money; never more than authorized in total."""
-        if self.status not in ("authorized", "captured"):
-            raise IllegalTransition(f"cannot capture a payment that is {self.status}")
-        remaining = self.authorized - self.captured
+    def check_capture(self, amount: Money | None = None) -> Money:
+        """What a capture of `amount` would take (all that is capturable when None), or raise."""
+        if not self._capture_open:
+            raise IllegalTransition(
+                f"cannot capture a {self.provider} payment that is {self.status}"
+            )
+        remaining = self.capturable
         amount = amount or remaining
         self._check_currency(amount)
         if amount.amount <= 0:
             raise InvalidValue("amount", "must be positive")
         if amount.amount > remaining.amount:
             raise Conflict(f"only {remaining.amount} of the authorized amount is left to capture")
+        return amount
+
+    def capture(self, amount: Money | None = None) -> Money:
+        """Take (part of) the authorized money; never more than authorized in total."""
+        amount = self.check_capture(amount)
         self.trigger_event(self.Captured, amount=amount)
         return amount
 
@@ -216,6 +255,18 @@ class Payment(Aggregate):
             provider_reference is not None and self.knows_refund(provider_reference)
         ):
             return False
+        refund = Refund(
+            refund_id=refund_id,
+            amount=amount,
+            reason=self.check_refund(amount, reason),
+            provider_reference=provider_reference,
+        )
+        self.trigger_event(self.Refunded, refund=refund)
+        return True
+
+    def check_refund(self, amount: Money, reason: str) -> str:
+        """Raise unless a new refund of `amount` would be recorded; return its trimmed reason.
+        Everything `refund` checks, so a provider is only asked for refunds we will record."""
         if self.status not in ("captured", "partially_refunded"):
             raise IllegalTransition(f"cannot refund a payment that is {self.status}")
         self._check_currency(amount)
@@ -225,19 +276,16 @@ class Payment(Aggregate):
             raise RefundExceedsCaptured(
                 f"only {self.net.amount} of the captured amount can still be refunded"
             )
-        refund = Refund(
-            refund_id=refund_id,
-            amount=amount,
-            reason=required_text(reason, "reason"),
-            provider_reference=provider_reference,
-        )
-        self.trigger_event(self.Refunded, refund=refund)
-        return True
+        return required_text(reason, "reason")
+
+    def check_void(self) -> None:
+        """Raise unless the payment can be voided."""
+        if not self.voidable:
+            raise IllegalTransition(f"cannot void a payment that is {self.status}")
 
     def void(self) -> None:
         """Release an authorization that was not captured."""
-        if self.status not in ("pending", "requires_action", "authorized"):
-            raise IllegalTransition(f"cannot void a payment that is {self.status}")
+        self.check_void()
         self.trigger_event(self.Voided)
 
     def fail(self, reason: str) -> None:
@@ -275,8 +323,8 @@ class Payment(Aggregate):
             if held > self.authorized.amount:
                 self.trigger_event(self.Authorized, amount=Money(held, self.amount.currency))
             missing = min(received, self.amount.amount) - self.captured.amount
-            if state == "succeeded" and missing > 0:
-                self.capture(Money(missing, self.amount.currency))
+            if state == "succeeded" and missing > 0:  # a fact, even where a command may not
+                self.trigger_event(self.Captured, amount=Money(missing, self.amount.currency))
 
     def _require_open(self, action: str) -> None:
         if self.status in _FINAL or _RANK.get(self.status, 9) >= _RANK["captured"]:
@@ -287,22 +335,45 @@ class Payment(Aggregate):
             raise InvalidValue("currency", f"the payment is in {self.amount.currency}")
 
 
+def amount_owed(order: Order) -> Money:
+    """What the customer pays for the order: its total less credit."""
+    return Money(max(order.total.amount - order.credit.amount, 0), order.currency)
+
+
 def amount_due(order: Order, payments: Iterable[Payment]) -> Money:
-    """What an order still needs: its total less credit and what its active payments cover."""
-    covered = 0
-    for payment in payments:
-        if payment.active:
-            covered += payment.net.amount if payment.captured.amount else payment.amount.amount
-    return Money(max(order.total.amount - order.credit.amount - covered, 0), order.currency)
+    """What an order still needs: what it owes less what its active payments cover (what they
+    hold and what they may still capture)."""
+    covered = sum(payment.covers.amount for payment in payments if payment.active)
+    return Money(max(amount_owed(order).amount - covered, 0), order.currency)
+
+
+def check_capture_for_order(
+    order: Order, payments: Iterable[Payment], payment: Payment, amount: Money | None = None
+) -> Money:
+    """What capturing `amount` of `payment` would take (all it may when None), or raise: a
+    cancelled order's money is not taken, and the order's payments (`payments`) never net
+    more than it owes."""
+    if order.status == "cancelled":
+        raise IllegalTransition("cannot capture a payment of a cancelled order")
+    amount = payment.check_capture(amount)
+    others = sum(p.net.amount for p in payments if p.id != payment.id)
+    left = amount_owed(order).amount - others - payment.net.amount
+    if amount.amount > left:
+        raise CaptureExceedsOrder(f"the order owes only {max(left, 0)} more")
+    return amount
 
 
 def settle(order: Order, payments: Iterable[Payment]) -> None:
-    """Record the order's payment status from what its payments captured and refunded; a
-    pending order that is now paid is confirmed."""
+    """Record the order's payment status from what its payments captured and refunded
+    against what it owes (credit counts as paid); a pending order that is now paid is
+    confirmed."""
     captured = [p for p in payments if p.captured.amount]
     paid = Money(sum(p.captured.amount for p in captured), order.currency)
     refunded = Money(sum(p.refunded.amount for p in captured), order.currency)
-    status = payment_status_for(order.total, paid, refunded)
+    owed = amount_owed(order)
+    status = (
+        "paid" if not owed.amount and not captured else payment_status_for(owed, paid, refunded)
+    )
     order.record_payment_status(status)
     if status == "paid" and order.status == "pending":
         order.confirm()

@@ -1,11 +1,12 @@
 """Process managers: events in, idempotent commands out, position tracked.
 
-- a payment captured or refunded → the order's payment status follows (and a pending order
-  that is now paid is confirmed);
-- an order cancelled after money was captured → that money is refunded;
+- a payment captured or refunded, or credit applied to an order → the order's payment status
+  follows (and a pending order that is now paid is confirmed);
+- an order cancelled → the money its payments captured is refunded and what they only
+  authorized is voided; a capture recorded after the cancellation is refunded the same way;
 - units of a return resolved by refund arrive → their value is refunded.
-Each reaction is idempotent (the refund id names the order and payment), so running one twice
-after a crash changes nothing; the position is saved after the reaction.
+Each reaction is idempotent (the refund id names the order, the payment and what it captured),
+so running one twice after a crash changes nothing; the position is saved after the reaction.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import psycopg
 from eventsourcing.utils import get_topic
 
 from application.context import CommandContext
-from application.payments import refund_cancelled_order, settle_order_payment_status
+from application.payments import release_cancelled_order, settle_order_payment_status
 from application.returns import refund_return
 from application.settings import Settings
 from application.store import EventStore, UnitOfWork
@@ -43,6 +44,7 @@ TOPICS = [
     get_topic(Payment.Captured),
     get_topic(Payment.Refunded),
     get_topic(Order.Cancelled),
+    get_topic(Order.CreditApplied),
     get_topic(Return.ItemsReceived),
 ]
 IDLE_SECONDS = 0.05
@@ -58,8 +60,12 @@ def react(store: EventStore, event: Any, position: int, stripe: StripeGateway | 
     if isinstance(event, Payment.Captured | Payment.Refunded):
         payment = UnitOfWork(store.app).get(Payment, event.originator_id)
         settle_order_payment_status(store, context, payment.order_id)
+        if isinstance(event, Payment.Captured):  # e.g. Stripe's news after a cancellation
+            release_cancelled_order(store, context, payment.order_id, stripe)
+    elif isinstance(event, Order.CreditApplied):
+        settle_order_payment_status(store, context, UUID(str(event.originator_id)))
     elif isinstance(event, Order.Cancelled):
-        refund_cancelled_order(store, context, UUID(str(event.originator_id)), stripe)
+        release_cancelled_order(store, context, UUID(str(event.originator_id)), stripe)
     elif isinstance(event, Return.ItemsReceived):
         rma = UnitOfWork(store.app).get(Return, event.originator_id)
         if rma.resolution == "refund":  # a manual refund first leaves nothing due: skipped

@@ -10,7 +10,7 @@ import msgspec
 from application.context import CommandContext
 from application.inventory import stock_item_for
 from application.orders import OrderItem, PlaceOrder, next_order_number, placed_order
-from application.payments import RefundPayment, refund_payment
+from application.payments import RefundPayment, refund_payment, settle_order_payment_status
 from application.store import EventStore, Outcome, UnitOfWork
 from application.stripe import StripeGateway
 from domain.catalogue import Product
@@ -193,7 +193,8 @@ def refund_return(
         if order_now.uncredited(rma.id, units) != units:
             return rma  # recorded by a concurrent call that refunded the same units
         order_now.credit_return(rma.id, units, due)
-        rma.record_refund(due.amount)
+        settled = not order_now.uncredited(rma.id, rma.received)
+        rma.record_refund(due.amount, all_received_refunded=settled)
         return rma
 
     return store.execute(context, decide)
@@ -248,6 +249,9 @@ def exchange_return(
         return rma
 
     outcome = store.execute(context, decide)
+    replacement_id = outcome.value.replacement_order_id
+    if replacement_id is not None:  # paid by the credit, wholly or in part, at once
+        settle_order_payment_status(store, context, replacement_id)
     for payment_id, refund in surplus:
         refund_payment(
             store,

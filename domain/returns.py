@@ -192,13 +192,15 @@ class Return(Aggregate):
             raise IllegalTransition("this return is resolved by a refund")
         self._require("exchange", "received")
 
-    def record_refund(self, amount: int) -> None:
-        """Money for the received units went back; closes once everything is back."""
+    def record_refund(self, amount: int, *, all_received_refunded: bool = True) -> None:
+        """Money for received units went back; closes once everything is back and every unit
+        received is refunded (units that arrive while a refund is under way are refunded
+        next, by a refund of their own)."""
         self.check_refundable()
         if amount <= 0:
             raise InvalidValue("amount", "nothing to refund")
         self.trigger_event(self.Refunded, amount=amount)
-        if not self.outstanding():
+        if not self.outstanding() and all_received_refunded:
             self.trigger_event(self.Closed)
 
     def record_exchange(self, replacement_order_id: UUID, difference: int) -> None:

@@ -145,5 +145,23 @@ def test_the_rest_arrives_after_a_refund_of_the_first_units() -> None:
     assert (rma.status, rma.refunded_amount) == ("closed", 300)
 
 
+def test_units_arriving_while_a_refund_is_under_way_keep_the_return_open() -> None:
+    order = _shipped_order()
+    rma = Return.request(
+        return_id=uuid4(),
+        order_id=order.id,
+        location_id=UUID(int=8),
+        items=[ReturnItem(PRODUCTS[0], 3, "reason", "sellable")],
+        resolution="refund",
+    )
+    rma.approve()
+    rma.receive({PRODUCTS[0]: 1})
+    rma.receive(None)  # the rest arrives before the first unit's refund is recorded
+    rma.record_refund(100, all_received_refunded=False)
+    assert (rma.status, rma.refunded_amount) == ("refunded", 100)
+    rma.record_refund(200)  # the units that came meanwhile
+    assert (rma.status, rma.refunded_amount) == ("closed", 300)
+
+
 TestReturnMachine = ReturnMachine.TestCase
 TestReturnMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)

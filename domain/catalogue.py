@@ -12,12 +12,21 @@ from domain.values import Money, non_negative_money, non_negative_quantity, requ
 
 ProductStatus = Literal["draft", "published", "archived"]
 
+MAX_CATEGORY_LENGTH = 100  # read models index it: a btree entry must stay well under 2704 bytes
+
 
 def _check_prices(price: Money, cost: Money) -> None:
     non_negative_money(price, "price")
     non_negative_money(cost, "cost")
     if price.currency != cost.currency:
         raise InvalidValue("cost", "price and cost must be in the same currency")
+
+
+def _category(category: str | None) -> str | None:
+    """A trimmed category of bounded length, or None for none (or only blanks)."""
+    if category is None or not category.strip():
+        return None
+    return required_text(category, "category", MAX_CATEGORY_LENGTH)
 
 
 class Product(Aggregate):
@@ -82,7 +91,7 @@ class Product(Aggregate):
             sku=sku,
             name=required_text(name, "name"),
             description=description.strip(),
-            category=category.strip() or None if category else None,
+            category=_category(category),
             price=price,
             cost=cost,
             reorder_level=non_negative_quantity(reorder_level, "reorderLevel"),
@@ -149,7 +158,7 @@ class Product(Aggregate):
         """Rename, re-describe, re-categorise or change the supplier; no event if unchanged."""
         self._check_editable()
         name = required_text(name, "name")
-        category = category.strip() or None if category else None
+        category = _category(category)
         new = (name, description.strip(), category, supplier_id)
         if new != (self.name, self.description, self.category, self.supplier_id):
             self.trigger_event(

@@ -14,6 +14,7 @@ from domain.values import (
     nonzero_delta,
     positive_quantity,
     required_text,
+    value_of,
 )
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://pms.example/stock-items")
@@ -148,11 +149,14 @@ class StockItem(Aggregate):
     def receive(
         self, quantity: int, unit_cost: Money, *, reason: str = "receipt", document: str | None
     ) -> None:
-        """Goods in: on hand grows by `quantity` at `unit_cost` each."""
+        """Goods in: on hand grows by `quantity` at `unit_cost` each; what they are worth
+        together must be an amount (Money's range)."""
+        positive_quantity(quantity)
+        value_of(quantity, non_negative_money(unit_cost, "unitCost"), "unitCost")
         self.trigger_event(
             self.Received,
-            quantity=positive_quantity(quantity),
-            unit_cost=non_negative_money(unit_cost, "unitCost"),
+            quantity=quantity,
+            unit_cost=unit_cost,
             reason=required_text(reason, "reason"),
             document=document,
         )

@@ -56,6 +56,16 @@ class Money:
             raise InvalidValue("currency", f"cannot mix {self.currency} and {other.currency}")
 
 
+def value_of(quantity: int, unit: Money, field_name: str) -> Money:
+    """What `quantity` units at `unit` each come to; refused when beyond Money's range (read
+    models add such values up, so each one must be an amount the system can hold)."""
+    if abs(quantity * unit.amount) > MAX_AMOUNT:
+        raise InvalidValue(
+            field_name, f"quantity × {field_name} must be at most {MAX_AMOUNT} minor units"
+        )
+    return unit.times(quantity)
+
+
 def non_negative_money(money: Money, field_name: str) -> Money:
     """Reject negative prices and costs."""
     if money.amount < 0:

@@ -115,6 +115,6 @@ async def customer_history(
     total_spent, currency = row.pop("total_spent"), row.pop("currency")
     return CustomerHistory(
         **row,
-        total_spent=Money(total_spent, currency) if currency else None,
+        total_spent=Money(int(total_spent), currency) if currency else None,
         recent_orders=await recent_orders(connection, customer_id, RECENT_ORDERS),
     )

@@ -12,6 +12,7 @@ from psycopg import AsyncCursor
 from domain.customers import Customer
 from domain.orders import Order
 from projections.base import Change, EventInfo, RunApplier, Stamped
+from projections.widen import widen_to_numeric
 
 DDL = """
 CREATE TABLE IF NOT EXISTS customers (
@@ -26,14 +27,14 @@ CREATE TABLE IF NOT EXISTS customers (
     updated_at timestamptz NOT NULL,
     order_count integer NOT NULL,
     open_order_count integer NOT NULL,
-    total_spent bigint NOT NULL,
+    total_spent numeric NOT NULL,
     currency text,
     last_order_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS customers_created_at ON customers (created_at, id);
 CREATE INDEX IF NOT EXISTS customers_name ON customers (name, id);
 CREATE INDEX IF NOT EXISTS customers_email ON customers (email, id);
-"""
+""" + widen_to_numeric("customers", "total_spent")
 
 _UPDATES: dict[type[Any], str] = {
     Customer.DetailsChanged: "name = %(name)s, phone = %(phone)s, address = %(address)s",
@@ -71,6 +72,7 @@ class CustomersProjection(RunApplier):
     transaction), and both must be rebuilt together. "Open" means neither delivered nor
     cancelled; total spent is the sum of the totals of orders not cancelled in `currency`, the
     currency of the customer's first order (orders in other currencies are counted, not summed).
+    Each total is an amount; their sum is not bounded, so it is numeric.
     """
 
     name = "customers"

@@ -79,10 +79,12 @@ VALUATION = Report(
     filters={"product_id": "s.product_id", "location_id": "s.location_id"},
 )
 
+# Sums of amounts are numeric (past a bigint's range over enough lines); units stay a number
+# on the wire: a product's lines would need billions of the largest quantity to leave bigint.
 _SALES_FIGURES = (
     " count(DISTINCT sl.order_id) AS orders, sum(sl.quantity)::bigint AS units,"
-    " sum(sl.revenue)::bigint AS revenue, sum(sl.tax)::bigint AS tax,"
-    " sum(sl.cost)::bigint AS cost, sum(sl.revenue - sl.cost)::bigint AS margin, sl.currency"
+    " sum(sl.revenue) AS revenue, sum(sl.tax) AS tax,"
+    " sum(sl.cost) AS cost, sum(sl.revenue - sl.cost) AS margin, sl.currency"
 )
 _SALES_WHERE = " WHERE NOT sl.cancelled {where}"
 _SALES_COLUMNS = ("orders", "units", "revenue", "tax", "cost", "margin", "currency")

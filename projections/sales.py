@@ -7,6 +7,10 @@ moving-average cost at that moment (`product_cost_history`, projections/valuatio
 catalogue cost of a product never stocked). A cancelled order's lines stay,
 flagged, so reports leave them out. Refunds are rows of `sales_refunds`, one per refund of a
 payment (returns refund through payments too), dated when the money went back.
+
+Revenue and tax are amounts of one order (Money's range, a bigint); cost is numeric: the
+domain bounds the quantity and the average cost, not their product (10**9 units at 10**15).
+Sums over lines leave a bigint's range too: reports add them up as numeric.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from domain.orders import Order
 from domain.payments import Payment
 from projections.base import Change, RunApplier, Stamped
 from projections.unnest import columns
+from projections.widen import widen_to_numeric
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sales_lines (
@@ -37,7 +42,7 @@ CREATE TABLE IF NOT EXISTS sales_lines (
     quantity bigint NOT NULL,
     revenue bigint NOT NULL,
     tax bigint NOT NULL,
-    cost bigint NOT NULL,
+    cost numeric NOT NULL,
     cancelled boolean NOT NULL,
     PRIMARY KEY (order_id, product_id)
 );
@@ -61,7 +66,7 @@ CREATE TABLE IF NOT EXISTS sales_payments (
     payment_id uuid PRIMARY KEY,
     order_id uuid NOT NULL
 );
-"""
+""" + widen_to_numeric("sales_lines", "cost")
 
 
 _HANDLED = (Order.Placed, Order.LinesChanged, Order.Cancelled, Payment.Created, Payment.Refunded)
@@ -186,7 +191,7 @@ async def _write_lines(cursor: AsyncCursor[Any], written: dict[UUID, int]) -> No
         " placed_at, currency, quantity, revenue, tax, cost, cancelled)"
         " SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::integer[], %b::uuid[], %b::uuid[],"
         " %b::timestamptz[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[],"
-        " %b::bigint[], %b::boolean[])",
+        " %b::numeric[], %b::boolean[])",
         columns(
             (
                 order_id,

@@ -12,6 +12,10 @@ stock's (the product's cost currency changed) revalues what is on hand at that r
 `product_cost_history` keeps the average after every event that changed it (and after a
 product's first movement), at that event's position: what the product cost at any point of
 the history, as sales take it for an order placed there.
+
+`value` is numeric: it adds up movements without limit (one adjustment of the most units at
+the highest average is already 10**24). The average never exceeds the highest unit cost a
+receipt or the catalogue can carry (Money's range): `unit_cost` fits a bigint.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ from domain.inventory import StockItem
 from projections.base import Change, RunApplier, Stamped
 from projections.movements import MOVING_ON_HAND, movement_of
 from projections.unnest import columns
+from projections.widen import widen_to_numeric
 
 DDL = """
 CREATE TABLE IF NOT EXISTS product_costs (
     product_id uuid PRIMARY KEY,
     currency text NOT NULL,
     units bigint NOT NULL,
-    value bigint NOT NULL,
+    value numeric NOT NULL,
     unit_cost bigint NOT NULL,
     updated_at timestamptz NOT NULL
 );
@@ -47,7 +52,7 @@ CREATE TABLE IF NOT EXISTS product_cost_history (
 INSERT INTO product_cost_history (product_id, position, unit_cost)
 SELECT c.product_id, 0, c.unit_cost FROM product_costs c
 WHERE NOT EXISTS (SELECT FROM product_cost_history h WHERE h.product_id = c.product_id);
-"""
+""" + widen_to_numeric("product_costs", "value")
 
 _MOVING = MOVING_ON_HAND - {StockItem.TransferredOut, StockItem.TransferredIn}
 
@@ -118,6 +123,7 @@ class ProductCostsProjection(RunApplier):
             recorded[product_id] = unit_cost
             if currency is None:  # the product's first stock: start from its catalogue cost
                 currency, units, value, unit_cost = cost_currency or "EUR", 0, 0, cost or 0
+            value = int(value)  # numeric comes as a Decimal: the sums below stay exact ints
             costs[product_id] = [currency, units, value, unit_cost, None]
         history: list[tuple[UUID, int, int]] = []
         for event, info in events:
@@ -142,7 +148,7 @@ class ProductCostsProjection(RunApplier):
             await cursor.execute(
                 "INSERT INTO product_costs (product_id, currency, units, value, unit_cost,"
                 " updated_at) SELECT * FROM unnest(%b::uuid[], %b::text[], %b::bigint[],"
-                " %b::bigint[], %b::bigint[], %b::timestamptz[]) ON CONFLICT (product_id)"
+                " %b::numeric[], %b::bigint[], %b::timestamptz[]) ON CONFLICT (product_id)"
                 " DO UPDATE SET currency = EXCLUDED.currency, units = EXCLUDED.units,"
                 " value = EXCLUDED.value, unit_cost = EXCLUDED.unit_cost,"
                 " updated_at = EXCLUDED.updated_at",

@@ -11,11 +11,12 @@ from psycopg import AsyncConnection
 from domain.values import Money
 
 VALUE_SQL = (
-    "CASE WHEN c.units > 0 THEN round(s.on_hand::numeric * c.value / c.units)::bigint"
-    " ELSE s.on_hand * c.unit_cost END"
+    "CASE WHEN c.units > 0 THEN round(s.on_hand::numeric * c.value / c.units)"
+    " ELSE s.on_hand::numeric * c.unit_cost END"
 )
 """What the units of a stock_levels row `s` are worth at its product's average cost `c`: a
-share of the product's value (so the rows of a product add up to it, give or take rounding)."""
+share of the product's value (so the rows of a product add up to it, give or take rounding).
+Numeric, as the value is: it may be past a bigint's range."""
 
 
 class LocationMetrics(msgspec.Struct, rename="camel", frozen=True):

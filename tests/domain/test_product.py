@@ -23,7 +23,7 @@ from strategies import (
     whitespace,
 )
 
-from domain.catalogue import Product
+from domain.catalogue import MAX_CATEGORY_LENGTH, Product
 from domain.errors import DomainError, IllegalTransition, InvalidValue
 from domain.values import MAX_QUANTITY, Money, normalise_sku
 
@@ -31,6 +31,16 @@ from domain.values import MAX_QUANTITY, Money, normalise_sku
 names = st.one_of(padded(st.sampled_from(["Widget", "Gadget"])), padded(), blank_text)
 descriptions = st.one_of(whitespace, padded(st.sampled_from(["Blue", "Large"])))
 categories = st.one_of(st.none(), blank_text, padded(st.sampled_from(["tools", "toys"])))
+# Read models index the category: the longest one allowed, in 4-byte characters, and longer.
+longest_categories = st.sampled_from(
+    ["\U0001f9f0" * MAX_CATEGORY_LENGTH, "x" * MAX_CATEGORY_LENGTH]
+)
+too_long_categories = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")),
+    min_size=MAX_CATEGORY_LENGTH + 1,
+    max_size=3 * MAX_CATEGORY_LENGTH,
+)
+any_categories = st.one_of(categories, padded(longest_categories), too_long_categories)
 supplier_ids = st.one_of(st.none(), st.sampled_from([UUID(int=1), UUID(int=2)]))
 prices = money(st.sampled_from(["EUR", "USD"]), st.sampled_from([-1, 0, 100, 250]))
 reorder_numbers = st.one_of(st.integers(0, 3), st.sampled_from([-1, MAX_QUANTITY + 1]))
@@ -108,7 +118,7 @@ class ProductCommands(RuleBasedStateMachine):
     def archived(self) -> bool:
         return bool(self.expected["status"] == "archived")
 
-    @rule(name=names, description=descriptions, category=categories, supplier_id=supplier_ids)
+    @rule(name=names, description=descriptions, category=any_categories, supplier_id=supplier_ids)
     def change_details(
         self, name: str, description: str, category: str | None, supplier_id: UUID | None
     ) -> None:
@@ -121,6 +131,8 @@ class ProductCommands(RuleBasedStateMachine):
             self.expect_refusal(command, IllegalTransition)
         elif not name.strip():
             self.expect_refusal(command, InvalidValue, "name")
+        elif len((category or "").strip()) > MAX_CATEGORY_LENGTH:
+            self.expect_refusal(command, InvalidValue, "category")
         else:
             new = {
                 "name": name.strip(),
@@ -315,6 +327,7 @@ def test_a_new_product_is_a_draft_with_trimmed_text() -> None:
         ({"cost": Money(400, "USD")}, "cost"),
         ({"name": " \t"}, "name"),
         ({"name": "x" * 201}, "name"),
+        ({"category": "x" * (MAX_CATEGORY_LENGTH + 1)}, "category"),
         ({"reorder_level": -1}, "reorderLevel"),
         ({"reorder_quantity": MAX_QUANTITY + 1}, "reorderQuantity"),
     ],
@@ -386,6 +399,30 @@ def test_archiving_twice_or_publishing_twice_records_one_event() -> None:
         "Published",
         "Archived",
     ]
+
+
+@given(category=st.one_of(longest_categories, too_long_categories), padding=whitespace)
+def test_a_category_is_at_most_the_longest_a_read_model_can_index(
+    category: str, padding: str
+) -> None:
+    if len(category.strip()) > MAX_CATEGORY_LENGTH:
+        with pytest.raises(InvalidValue) as error:
+            _draft(category=padding + category)
+        assert error.value.field_name == "category"
+        with pytest.raises(InvalidValue) as error:
+            _draft().change_details(name="W", description="", category=category, supplier_id=None)
+        assert error.value.field_name == "category"
+        return
+    product = _draft(category=padding + category + padding)
+    assert product.category == category
+    # Far below PostgreSQL's btree entry limit (2704 bytes) whatever the characters.
+    assert len(category.encode()) <= 4 * MAX_CATEGORY_LENGTH <= 2704 // 2
+
+
+def test_the_reviewers_category_of_3000_characters_is_refused() -> None:
+    with pytest.raises(InvalidValue) as error:
+        _draft(category="".join(chr(0x4E00 + (n * 7919) % 20000) for n in range(3000)))
+    assert error.value.field_name == "category"
 
 
 @settings(max_examples=50, deadline=None)

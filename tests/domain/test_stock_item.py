@@ -22,7 +22,7 @@ from strategies import (
 
 from domain.errors import DomainError, InsufficientStock, InvalidValue
 from domain.inventory import StockItem
-from domain.values import MAX_QUANTITY, Money
+from domain.values import MAX_AMOUNT, MAX_QUANTITY, Money
 
 E = TypeVar("E", bound=DomainError)
 
@@ -30,18 +30,22 @@ TOO_MANY = MAX_QUANTITY + 1
 # Mostly usable reasons, sometimes blank ones, which every movement must refuse.
 reasons = st.sampled_from(["cycle count", " damaged\t", "found", "supplier credit", "", " \t"])
 documents = st.one_of(st.none(), st.sampled_from(["GRN-000001", "PO-000123"]))
-receipt_quantities = st.one_of(st.integers(1, 100), st.sampled_from([0, -1, TOO_MANY]))
+receipt_quantities = st.one_of(
+    st.integers(1, 100), st.sampled_from([0, -1, TOO_MANY, 10**4, MAX_QUANTITY])
+)
 adjustment_quantities = st.one_of(
     st.integers(-150, 150), st.sampled_from([-TOO_MANY, TOO_MANY, MAX_QUANTITY])
 )
-unit_costs = money(amounts=st.integers(-5, 10_000))
+unit_costs = money(
+    amounts=st.one_of(st.integers(-5, 10_000), st.sampled_from([10**6, 10**11, MAX_AMOUNT]))
+)
 
 
 def _invalid_receipt_field(quantity: int, unit_cost: Money, reason: str) -> str | None:
     """The field a receipt is refused for, in the order the rules are checked; None if valid."""
     if not 0 < quantity <= MAX_QUANTITY:
         return "quantity"
-    if unit_cost.amount < 0:
+    if unit_cost.amount < 0 or quantity * unit_cost.amount > MAX_AMOUNT:
         return "unitCost"
     if not reason.strip():
         return "reason"
@@ -211,3 +215,28 @@ def test_adjustment_never_takes_on_hand_below_reserved(
     else:
         item.adjust(delta, reason="count", document=None)
         assert item.on_hand == on_hand + delta >= item.reserved
+
+
+@given(
+    quantity=st.one_of(st.integers(1, MAX_QUANTITY), st.sampled_from([1, 10**4, MAX_QUANTITY])),
+    amount=st.one_of(st.integers(0, MAX_AMOUNT), st.sampled_from([0, 10**6, MAX_AMOUNT])),
+)
+def test_a_receipt_is_worth_at_most_the_largest_amount(quantity: int, amount: int) -> None:
+    item = StockItem.open(UUID(int=1), UUID(int=2))
+    if quantity * amount <= MAX_AMOUNT:
+        item.receive(quantity, Money(amount, "EUR"), document=None)
+        assert item.on_hand == quantity
+        return
+    with pytest.raises(InvalidValue) as error:
+        item.receive(quantity, Money(amount, "EUR"), document=None)
+    assert error.value.field_name == "unitCost"
+    assert (item.on_hand, item.version, len(item.pending_events)) == (0, 1, 1)
+
+
+def test_the_reviewers_receipt_worth_ten_to_the_nineteen_is_refused() -> None:
+    item = StockItem.open(UUID(int=1), UUID(int=2))
+    with pytest.raises(InvalidValue) as error:
+        item.receive(10_000, Money(MAX_AMOUNT, "EUR"), document=None)
+    assert error.value.field_name == "unitCost"
+    item.receive(10_000, Money(MAX_AMOUNT // 10_000, "EUR"), document=None)  # worth exactly it
+    assert item.on_hand == 10_000

@@ -32,6 +32,7 @@ from domain.values import (
     normalise_sku,
     positive_quantity,
     required_text,
+    value_of,
 )
 
 amounts = st.integers(min_value=-(10**12), max_value=10**12)
@@ -82,6 +83,27 @@ def test_arithmetic_that_leaves_the_range_is_refused() -> None:
         Money(-MAX_AMOUNT, "USD") - Money(1, "USD")
     with pytest.raises(InvalidValue):
         Money(MAX_AMOUNT // 2 + 1, "USD").times(2)
+
+
+@given(
+    st.one_of(st.integers(1, MAX_QUANTITY), st.sampled_from([1, 10**4, MAX_QUANTITY])),
+    st.one_of(st.integers(0, MAX_AMOUNT), st.sampled_from([0, 10**6, MAX_AMOUNT])),
+)
+def test_a_value_is_quantity_times_unit_within_the_range_of_money(quantity: int, unit: int) -> None:
+    if quantity * unit <= MAX_AMOUNT:
+        assert value_of(quantity, Money(unit, "EUR"), "unitCost") == Money(quantity * unit, "EUR")
+        return
+    with pytest.raises(InvalidValue) as error:
+        value_of(quantity, Money(unit, "EUR"), "unitCost")
+    assert error.value.field_name == "unitCost"
+
+
+def test_the_largest_value_is_the_largest_amount() -> None:
+    assert value_of(10**4, Money(10**11, "EUR"), "unitCost").amount == MAX_AMOUNT
+    with pytest.raises(InvalidValue):
+        value_of(10**4, Money(10**11 + 1, "EUR"), "unitCost")
+    with pytest.raises(InvalidValue):  # the reviewer's receipt: worth 10**19, past bigint
+        value_of(10**4, Money(MAX_AMOUNT, "EUR"), "unitCost")
 
 
 @given(unsupported_currencies)

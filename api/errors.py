@@ -9,6 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from application.store import ConcurrencyConflict
 from application.stripe import InvalidSignature, ProviderError
 from domain.errors import DomainError, InsufficientStock, InvalidValue, NotFound
 from domain.identity import NotPermitted
@@ -65,6 +66,10 @@ def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
         return problem(502, exc.code, "Payment provider error", exc.detail)
     if isinstance(exc, NotPermitted):
         return problem(403, exc.code, "Forbidden", exc.detail)
+    if isinstance(exc, ConcurrencyConflict):
+        # Transient: the same request may well succeed in a moment (and is not remembered
+        # under its Idempotency-Key, see api/idempotency.py).
+        return problem(409, exc.code, "Conflict", exc.detail, headers={"Retry-After": "1"})
     if isinstance(exc, InsufficientStock):
         return problem(
             409,

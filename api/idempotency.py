@@ -15,8 +15,11 @@ HEADER = b"idempotency-key"
 TTL_SECONDS = 24 * 3600
 IN_FLIGHT_TTL_SECONDS = 60
 MAX_KEY_LENGTH = 255
-# Answers a retry should be free to change: rate limits, unavailable read models, crashes.
-_NOT_REMEMBERED = {429, 503}
+# Answers a retry should be free to change are not remembered: server errors (5xx, 503 when a
+# read model is behind), 408, 425, 429, and any answer that says when to try again
+# (Retry-After), such as the 409 of a command that lost to concurrent writers. Other 4xx
+# answers (an illegal transition, a duplicate key) are the outcome, and are remembered.
+_NOT_REMEMBERED = {408, 425, 429}
 _NOT_STORED = ("/api/v1/auth/", "/api/v1/api-keys")
 
 
@@ -94,7 +97,7 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
             await redis.delete(slot)
             raise
         code = status.get("code", 500)
-        if code >= 500 or code in _NOT_REMEMBERED:
+        if _retryable(code, status.get("headers", [])):
             await redis.delete(slot)
             return
         record = {
@@ -106,6 +109,15 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
         await redis.set(slot, json.dumps(record), ex=TTL_SECONDS)
 
     return middleware
+
+
+def _retryable(code: int, headers: list[list[str]]) -> bool:
+    """Whether the answer is one a retry with the same key may change (see _NOT_REMEMBERED)."""
+    return (
+        code >= 500
+        or code in _NOT_REMEMBERED
+        or any(name.lower() == "retry-after" for name, _ in headers)
+    )
 
 
 async def _answer_repeat(send: Send, stored: bytes | None, fingerprint: str) -> None:

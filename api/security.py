@@ -77,6 +77,10 @@ class JsonTooComplex(ValidationException):
     """A JSON body nests too deeply or carries an over-long string."""
 
 
+class NotUtf8(ValidationException):
+    """A JSON body whose text is not valid UTF-8 (JSON must be, RFC 8259)."""
+
+
 class NulCharacter(ValidationException):
     """Text with a NUL character: PostgreSQL cannot store it, so no input may carry one."""
 
@@ -89,8 +93,8 @@ def _check_text(text: str, max_length: int) -> None:
 
 
 def check_json_shape(body: bytes, max_depth: int, max_string: int) -> None:
-    """Refuse JSON nested deeper than `max_depth`, or with a string over `max_string` chars
-    or with a NUL character.
+    """Refuse JSON nested deeper than `max_depth`, or with a string over `max_string` chars,
+    with a NUL character or with bytes that are not UTF-8.
 
     Bodies that are not JSON are left alone: their route's decoder answers for them.
     """
@@ -98,6 +102,8 @@ def check_json_shape(body: bytes, max_depth: int, max_string: int) -> None:
         value = msgspec.json.decode(body)
     except RecursionError:
         raise JsonTooComplex(f"JSON nested deeper than {max_depth} levels") from None
+    except UnicodeDecodeError:  # msgspec raises it, not DecodeError, for bad bytes in a string
+        raise NotUtf8("the JSON body is not valid UTF-8") from None
     except msgspec.DecodeError:
         return
     stack: list[tuple[Any, int]] = [([value], 0)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -50,20 +51,27 @@ _decoder = msgspec.json.Decoder(ClientMessage)
 _encoder = msgspec.json.Encoder()
 
 
+# A topic's key is the id of a product or an order, as the change subjects spell it (lowercase);
+# anything else could break or widen the NATS subject it becomes (spaces, CR LF, wildcards).
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+TOPIC_FORMS = "inventory:<productId>, inventory:*, orders:<orderId>, orders:* or alerts"
+
+
 def parse_topic(topic: str) -> tuple[str, bool, Permission] | None:
-    """`inventory:<id>` -> (`inventory.<id>`, exact, permission); None if unknown."""
+    """`inventory:<uuid>` -> (`inventory.<uuid>`, exact, permission); None unless the topic is
+    one of TOPIC_FORMS."""
     family, _, key = topic.partition(":")
     known = TOPICS.get(family)
     if known is None:
         return None
     stem, permission = known
     if family == "alerts":
-        return (stem, True, permission) if not key else None
+        return (stem, True, permission) if topic == "alerts" else None
     if key == "*":
         return (f"{stem}.", False, permission)
-    if not key or "." in key or "*" in key or ">" in key:
+    if not _ID.fullmatch(key):
         return None
-    return (f"{stem}.{key}", True, permission)
+    return (f"{stem}.{key.lower()}", True, permission)
 
 
 async def _authenticate(socket: WebSocket[Any, Any, Any]) -> Principal | None:
@@ -122,9 +130,8 @@ async def _handle(
         return True
     parsed = parse_topic(message.topic or "")
     if parsed is None:
-        client.send(
-            _encoder.encode({"type": "error", "message": f"unknown topic {message.topic!r}"})
-        )
+        shown = (message.topic or "")[:100]
+        _error(client, f"unknown topic {shown!r}: topics are {TOPIC_FORMS}")
         return True
     subject, exact, permission = parsed
     if not allows(principal.role, permission):

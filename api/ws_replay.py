@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -12,8 +14,15 @@ CHANGES_STREAM = "PMS_CHANGES"
 REPLAY_BATCH = 256
 
 
+# Tokens of a change subject: no space, control character or wildcard can reach the NATS
+# protocol line (api/ws.py's parse_topic already refuses them; this keeps it so).
+_SUBJECT = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
 def subject_filter(subject: str, exact: bool) -> str:
     """`inventory.<id>` stays as it is; the prefix `inventory.` becomes `inventory.>`."""
+    if not _SUBJECT.fullmatch(subject if exact else subject.removesuffix(".")):
+        raise ValueError(f"not a change subject: {subject!r}")
     return CHANGES_PREFIX + (subject if exact else subject + ">")
 
 

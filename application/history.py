@@ -33,9 +33,16 @@ class AuditEvent(msgspec.Struct, rename="camel", frozen=True):
     data: dict[str, Any]
 
 
+def require_timezone(name: str, value: datetime | None) -> None:
+    """Refuse a time without a timezone: API timestamps are ISO 8601 with one (API.md),
+    and guessing (server zone? UTC?) would silently shift what an auditor sees."""
+    if value is not None and value.tzinfo is None:
+        raise InvalidValue(name, "must include a timezone, e.g. 2024-01-01T00:00:00Z")
+
+
 @dataclass(frozen=True)
 class LogFilter:
-    """Which events of the global log to list."""
+    """Which events of the global log to list (times must include a timezone)."""
 
     after: int = 0
     limit: int = 100
@@ -101,13 +108,16 @@ def global_log(store: EventStore, where: LogFilter) -> tuple[list[AuditEvent], i
     """Events after a position, filtered; and the position to continue after (None at the end)."""
     if not 1 <= where.limit <= 1000:
         raise InvalidValue("limit", "must be between 1 and 1000")
+    require_timezone("from", where.start)
+    require_timezone("to", where.end)
     found: list[AuditEvent] = []
     after = where.after
     clauses = ["notification_id > %s"]
     extra: list[Any] = []
     if where.type:
-        clauses.append("topic LIKE %s")
-        extra.append("%:" + where.type.replace("%", "").replace("_", "\\_"))
+        # What follows the topic's last ":" (as _event_type reads it), compared as it is.
+        clauses.append("substring(topic from '[^:]*$') = %s")
+        extra.append(where.type)
     if where.actor:
         clauses.append("metadata->>'actor' = %s")
         extra.append(where.actor)
@@ -145,9 +155,11 @@ def iter_log(store: EventStore, after: int = 0, until: int | None = None) -> Ite
 def state_as_of(
     store: EventStore, stream_id: UUID, *, version: int | None, at: datetime | None
 ) -> dict[str, Any]:
-    """The aggregate rebuilt as it was at a version, or at the last version at or before `at`."""
+    """The aggregate rebuilt as it was at a version, or at the last version at or before `at`
+    (a time with a timezone)."""
     if (version is None) == (at is None):
         raise InvalidValue("version", "give exactly one of version or at")
+    require_timezone("at", at)
     events = stream_events(store, stream_id)
     if at is not None:
         earlier = [e.version for e in events if e.timestamp <= at]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -69,7 +70,7 @@ class SalesFilter:
         """Refuse an empty range or one with too many buckets."""
         if self.end < self.start:
             raise InvalidValue("endDate", "must not be before startDate")
-        if len(_bucket_starts(self.start, self.end, group_by)) > MAX_BUCKETS:
+        if _bucket_count(self.start, self.end, group_by) > MAX_BUCKETS:
             raise InvalidValue("groupBy", f"at most {MAX_BUCKETS} periods; group by a longer one")
 
     def clauses(self) -> tuple[str, dict[str, Any]]:
@@ -86,31 +87,46 @@ class SalesFilter:
         return sql, params
 
 
+def _first_day(start: date, group_by: str) -> date:
+    """The first day of the bucket `start` falls in (0001-01-01 is a Monday: no overflow)."""
+    if group_by == "day":
+        return start
+    if group_by == "week":
+        return start - timedelta(days=start.weekday())
+    if group_by == "month":
+        return start.replace(day=1)
+    raise InvalidValue("groupBy", "must be day, week or month")
+
+
+def _bucket_count(start: date, end: date, group_by: str) -> int:
+    """How many buckets overlap [start, end], without listing them."""
+    first = _first_day(start, group_by)  # also refuses an unknown group_by
+    if group_by == "month":
+        return (end.year - start.year) * 12 + end.month - start.month + 1
+    return (end - first).days // (7 if group_by == "week" else 1) + 1
+
+
 def _bucket_starts(start: date, end: date, group_by: str) -> list[date]:
     """First day of every bucket that overlaps [start, end]."""
-    if group_by == "day":
-        return [start + timedelta(days=n) for n in range((end - start).days + 1)]
-    if group_by == "week":
-        first = start - timedelta(days=start.weekday())
-        return [first + timedelta(weeks=n) for n in range((end - first).days // 7 + 1)]
-    if group_by != "month":
-        raise InvalidValue("groupBy", "must be day, week or month")
-    months = (end.year - start.year) * 12 + end.month - start.month + 1
-    return [
-        date(start.year + (start.month - 1 + n) // 12, (start.month - 1 + n) % 12 + 1, 1)
-        for n in range(months)
-    ]
+    first = _first_day(start, group_by)
+    count = _bucket_count(start, end, group_by)
+    if group_by == "month":
+        months = [first.year * 12 + first.month - 1 + n for n in range(count)]
+        return [date(month // 12, month % 12 + 1, 1) for month in months]
+    step = timedelta(weeks=1) if group_by == "week" else timedelta(days=1)
+    return [first + n * step for n in range(count)]
 
 
-def _label(first: date, group_by: str) -> tuple[str, date]:
-    """A bucket's name and its last day."""
+def _label(first: date, end: date, group_by: str) -> tuple[str, date]:
+    """A bucket's name and its last day within a range ending on `end` (computed within the
+    range, so a bucket that would run past 9999-12-31 is no overflow)."""
     if group_by == "day":
         return first.isoformat(), first
     if group_by == "week":
         year, week, _ = first.isocalendar()
-        return f"{year}-W{week:02d}", first + timedelta(days=6)
-    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    return f"{first.year}-{first.month:02d}", following - timedelta(days=1)
+        return f"{year}-W{week:02d}", first + timedelta(days=min(6, (end - first).days))
+    last = calendar.monthrange(first.year, first.month)[1]
+    return f"{first.year}-{first.month:02d}", min(first.replace(day=last), end)
 
 
 _SALES = """
@@ -181,13 +197,13 @@ async def sales_analytics(
     found = await sales_by_bucket(connection, where, group_by, tz, currency)
     buckets = []
     for first in _bucket_starts(where.start, where.end, group_by):
-        period, last = _label(first, group_by)
+        period, last = _label(first, where.end, group_by)
         orders, units, revenue, tax, refunds = found.get(first, (0, 0, 0, 0, 0))
         buckets.append(
             SalesBucket(
                 period=period,
                 start=max(first, where.start),
-                end=min(last, where.end),
+                end=last,
                 **_figures(currency, orders, units, (revenue, tax, refunds)),
             )
         )

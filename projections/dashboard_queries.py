@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
+from domain.errors import InvalidValue
 from domain.values import Money
 from projections.analytics_queries import SalesFilter, sales_by_bucket
 from projections.valuation_queries import inventory_value, stock_counts
@@ -54,20 +55,32 @@ async def _count(connection: AsyncConnection[Any], query: str, *params: Any) -> 
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def dashboard_period(start: date | None, end: date) -> tuple[date, date]:
+    """The period's first day (by default DEFAULT_DAYS days up to `end`) and the first day of
+    the as long period before it; InvalidValue when the calendar (from 0001-01-01) cannot hold
+    them."""
+    field = "startDate" if start else "endDate"
+    try:
+        start = start or end - timedelta(days=DEFAULT_DAYS - 1)
+        SalesFilter(start, end).check("day")
+        return start, start - timedelta(days=(end - start).days + 1)
+    except OverflowError:
+        detail = "the period and the as long one before it must begin on or after 0001-01-01"
+        raise InvalidValue(field, detail) from None
+
+
 async def dashboard_metrics(
     connection: AsyncConnection[Any],
-    start: date,
+    start: date | None,
     end: date,
     *,
     tz: str,
     currency: str,
     position: int,
 ) -> DashboardMetrics:
-    """The dashboard for [start, end] compared with the as long period just before it."""
-    SalesFilter(start, end).check("day")
+    """The dashboard for [start, end] (see dashboard_period) against the period just before."""
+    start, before = dashboard_period(start, end)
     revenue, orders = await _revenue_and_orders(connection, start, end, tz, currency)
-    length = (end - start).days + 1
-    before = start - timedelta(days=length)
     previous, _ = await _revenue_and_orders(
         connection, before, start - timedelta(days=1), tz, currency
     )

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from domain.errors import InvalidValue
 from domain.values import CURRENCY_EXPONENTS, Money
-from projections.paging import DEFAULT_LIMIT, MAX_LIMIT
+from projections.paging import DEFAULT_LIMIT, INTEGER, MAX_LIMIT, TEXT, Kind, read_cursor
 from projections.reports import Report
 
 CURSOR_ROWS = 2000  # rows fetched per round trip from the server-side cursor
@@ -90,17 +90,23 @@ def encode_cursor(report: Report, row: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
+# What each report's keys hold, in order (see the `_k` columns in projections/reports.py).
+KEY_KINDS: dict[str, tuple[Kind, ...]] = {
+    "stock-balance": (TEXT, TEXT, TEXT),
+    "stock-ledger": (INTEGER,),
+    "valuation": (TEXT, TEXT, TEXT),
+    "sales-by-product": (TEXT, TEXT),
+    "sales-by-customer": (TEXT, TEXT),
+    "top-products": (INTEGER,),
+}
+
+
 def decode_cursor(report: Report, cursor: str) -> list[Any]:
-    """The key values a cursor of this report continues after."""
-    try:
-        decoded = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode() + b"=="))
-        if not isinstance(decoded, list) or decoded[:1] != [report.name]:
-            raise ValueError("a cursor of another report")
-        if len(decoded) != len(report.keys) + 1:
-            raise ValueError("a cursor of another shape")
-    except (ValueError, TypeError, msgspec.DecodeError):
-        raise InvalidValue("cursor", "not a cursor of this report") from None
-    return list(decoded[1:])
+    """The key values a cursor of this report continues after, each of its key's type."""
+    kinds = KEY_KINDS.get(report.name)
+    if kinds is None or len(kinds) != len(report.keys):
+        raise LookupError(f"KEY_KINDS does not describe the keys of the report {report.name!r}")
+    return read_cursor(cursor, report.name, list(kinds), "report")
 
 
 def check_limit(limit: int | None) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -16,9 +16,9 @@ from api.reporting import snapshot_answer
 from application.permissions import Permission
 from projections.analytics_queries import GroupBy, SalesAnalytics, SalesFilter, sales_analytics
 from projections.dashboard_queries import (
-    DEFAULT_DAYS,
     DashboardMetrics,
     dashboard_metrics,
+    dashboard_period,
     local_today,
 )
 from projections.valuation_queries import InventoryMetrics, inventory_metrics
@@ -85,13 +85,12 @@ class AnalyticsController(Controller):
 
         async def compute(position: int, tz: str, chosen: str) -> DashboardMetrics:
             end = end_date or await local_today(reader, tz)
-            start = start_date or end - timedelta(days=DEFAULT_DAYS - 1)
             return await dashboard_metrics(
-                reader, start, end, tz=tz, currency=chosen, position=position
+                reader, start_date, end, tz=tz, currency=chosen, position=position
             )
 
-        if start_date and end_date:
-            SalesFilter(start_date, end_date).check("day")
+        if end_date:
+            dashboard_period(start_date, end_date)  # refused before the cache is asked
         # Without dates the answer depends on the day in the company's zone: the quarter hour
         # is part of the key (every zone's offset is a multiple of 15 minutes).
         now = datetime.now(UTC)

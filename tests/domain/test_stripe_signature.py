@@ -37,3 +37,23 @@ def test_any_of_several_v1_signatures_may_match() -> None:
 def test_bad_signatures_are_refused(body: bytes, header: str, now: int) -> None:
     with pytest.raises(InvalidSignature):
         verify_signature(body, header, SECRET, now=now)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["\u00b2", "1\u00b2", "\u0661\u0662\u0663", "9" * 5000, "1" * 13, "+1800000000", "-1", "1e9"],
+    ids=[
+        "superscript",
+        "trailing superscript",
+        "arabic-indic",
+        "5000 digits",
+        "13 digits",
+        "plus",
+        "minus",
+        "exponent",
+    ],
+)
+def test_timestamps_that_are_not_plain_ascii_seconds_are_bad_signatures(timestamp: str) -> None:
+    header = f"t={timestamp},v1={sign(BODY, SECRET, NOW).split('v1=')[1]}"
+    with pytest.raises(InvalidSignature):
+        verify_signature(BODY, header, SECRET, now=NOW)

@@ -37,9 +37,13 @@ def test_live_messages_wait_during_a_replay_and_duplicates_are_dropped() -> None
 
 
 def test_topics_map_to_change_subjects_and_permissions() -> None:
-    assert parse_topic("inventory:abc") == ("inventory.abc", True, Permission.INVENTORY_READ)
+    key = "0b8f1a2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"
+    assert parse_topic(f"inventory:{key}") == (f"inventory.{key}", True, Permission.INVENTORY_READ)
+    upper = parse_topic(f"orders:{key.upper()}")
+    assert upper == (f"orders.{key}", True, Permission.ORDERS_READ)  # ids compare lowercase
     assert parse_topic("inventory:*") == ("inventory.", False, Permission.INVENTORY_READ)
     assert parse_topic("orders:*") == ("orders.", False, Permission.ORDERS_READ)
     assert parse_topic("alerts") == ("alerts", True, Permission.INVENTORY_READ)
-    for bad in ("", "inventory:", "inventory:a.b", "inventory:>", "alerts:x", "payments:*"):
+    bad_keys = ("abc", "a b", "a\r\nUNSUB 1", "a.b", ">")  # keys are ids: nothing reaches NATS
+    for bad in ("", "inventory:", *(f"inventory:{k}" for k in bad_keys), "alerts:x", "payments:*"):
         assert parse_topic(bad) is None, bad

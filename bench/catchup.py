@@ -304,7 +304,7 @@ def run(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) 
         results.add(
             "catchup.rebuild_full", f"full rebuild of the {total:,} events", "events/s", rate
         )
-        add_cpu_per_event(results, "catchup.rebuild_full", "full rebuild", meter, applied)
+        _add_cpu_per_event(results, "catchup.rebuild_full", "full rebuild", meter, applied)
         print(f"  full rebuild of {groups[0]}: {rate:,.0f} events/s", file=sys.stderr, flush=True)
     finally:
         store.close()
@@ -312,18 +312,12 @@ def run(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) 
         rebuild_shop(servers, results, plan, logs)
 
 
-def add_cpu_per_event(results: Results, key: str, label: str, meter: CpuMeter, events: int) -> None:
-    """What every process of this run used during a rebuild (start to finish: the rebuild's
-    start-up too; not other programs), per event applied: what bounds its speed on these
-    cores."""
-    if events > 0 and meter.cpu_seconds > 0:
-        results.add(
-            f"{key}.cpu_us",
-            f"{label}, CPU per event (all processes)",
-            "µs",
-            meter.cpu_seconds / events * 1e6,
-            usage=meter.usage,
-        )
+def _add_cpu_per_event(
+    results: Results, key: str, label: str, meter: CpuMeter, events: int
+) -> None:
+    # Start to finish: the rebuild's start-up counts too.
+    rate = events / meter.seconds if meter.seconds > 0 else 0.0
+    meter.add_per_operation(results, f"{key}.cpu_us", f"{label}, CPU per event", rate, "µs")
 
 
 def rebuild_shop(servers: BenchServers, results: Results, plan: CatchupPlan, logs: Path) -> None:
@@ -346,5 +340,5 @@ def rebuild_shop(servers: BenchServers, results: Results, plan: CatchupPlan, log
         "events/s",
         rate,
     )
-    add_cpu_per_event(results, "catchup.rebuild_shop", "shop history rebuild", meter, applied)
+    _add_cpu_per_event(results, "catchup.rebuild_shop", "shop history rebuild", meter, applied)
     print(f"  rebuild of the shop history: {rate:,.0f} events/s", file=sys.stderr, flush=True)

@@ -242,17 +242,8 @@ def measure(
     prefix = key(command, variant, api_processes)
     label = f"{command} {variant} {api_processes} API"
     rate = statistics.median(window.rate for window in windows)
-    if rate > 0 and meter.cores_busy > 0:
-        # What every process of this run (servers, API, load generator) used while this
-        # configuration ran, per request: what bounds its throughput on these cores,
-        # whatever the store.
-        results.add(
-            f"{prefix}.cpu_ms",
-            f"{label}, CPU per request (all processes)",
-            "ms",
-            meter.cores_busy / rate * 1000,
-            usage=meter.usage,
-        )
+    # Servers, API and load generator, whatever the store: what bounds its throughput here.
+    meter.add_per_operation(results, f"{prefix}.cpu_ms", f"{label}, CPU per request", rate)
     for window in windows:
         results.add(f"{prefix}.rps", label, "req/s", window.rate, errors=window.errors)
         p50, p99 = _add_percentiles(results, prefix, label, window.latencies)

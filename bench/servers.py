@@ -34,6 +34,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from application.identity import ensure_admin
 from application.settings import Settings
 from application.store import EventStore
+from bench.report import Results
 from workers.embedded import EmbeddedServices, ServiceUrls
 from workers.migrate import migrate, read_side_ddl
 from workers.streams import CHANGES_STREAM
@@ -443,6 +444,16 @@ class CpuMeter:
         kinds["foreign"] = max(0.0, _busy_seconds() - self._busy - ours)
         self.cpu_seconds, self.seconds = ours, seconds
         self.usage = {k: round(v / seconds * 100) for k, v in kinds.items() if v > 0.005}
+
+    def add_per_operation(
+        self, results: Results, key: str, label: str, rate: float, unit: str = "ms"
+    ) -> None:
+        """Record what this run's processes used per operation, at `rate` operations/s over
+        the block: what bounds that operation's rate on these cores."""
+        if rate > 0 and self.cores_busy > 0:
+            per_second = {"ms": 1e3, "µs": 1e6}[unit]
+            label = f"{label} (all processes)"
+            results.add(key, label, unit, self.cores_busy / rate * per_second, usage=self.usage)
 
     @property
     def cores_busy(self) -> float:

@@ -126,7 +126,7 @@ class ReturnMachine(RuleBasedStateMachine):
             assert state_of(save_and_reload(app, rma)) == state_of(rma)
 
 
-def test_the_rest_arrives_after_a_refund_of_the_first_units() -> None:
+def _three_units_approved() -> Return:
     order = _shipped_order()
     rma = Return.request(
         return_id=uuid4(),
@@ -136,6 +136,11 @@ def test_the_rest_arrives_after_a_refund_of_the_first_units() -> None:
         resolution="refund",
     )
     rma.approve()
+    return rma
+
+
+def test_the_rest_arrives_after_a_refund_of_the_first_units() -> None:
+    rma = _three_units_approved()
     rma.receive({PRODUCTS[0]: 1})
     rma.record_refund(100)
     assert (rma.status, rma.refunded_amount) == ("partially_received", 100)
@@ -146,15 +151,7 @@ def test_the_rest_arrives_after_a_refund_of_the_first_units() -> None:
 
 
 def test_units_arriving_while_a_refund_is_under_way_keep_the_return_open() -> None:
-    order = _shipped_order()
-    rma = Return.request(
-        return_id=uuid4(),
-        order_id=order.id,
-        location_id=UUID(int=8),
-        items=[ReturnItem(PRODUCTS[0], 3, "reason", "sellable")],
-        resolution="refund",
-    )
-    rma.approve()
+    rma = _three_units_approved()
     rma.receive({PRODUCTS[0]: 1})
     rma.receive(None)  # the rest arrives before the first unit's refund is recorded
     rma.record_refund(100, all_received_refunded=False)

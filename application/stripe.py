@@ -25,6 +25,17 @@ class ProviderError(DomainError):
     code = "payment-provider-error"
 
 
+class ProviderRefused(ProviderError):
+    """The provider answered, and said no (a 4xx it would say again: asking again is no use)."""
+
+    code = "payment-provider-refused"
+
+
+# Answers that say "not now" rather than "no": too many requests, a request with the same
+# idempotency key still running (Stripe's 409), a timeout.
+_RETRYABLE = {408, 409, 425, 429}
+
+
 class ProviderNotConfigured(DomainError):
     """The payment needs a provider this installation has no credentials for."""
 
@@ -78,10 +89,18 @@ class StripeGateway:
             )
         except httpx.HTTPError as error:
             raise ProviderError(f"Stripe could not be reached: {type(error).__name__}") from None
-        body: dict[str, Any] = answer.json() if answer.content else {}
+        try:
+            body: dict[str, Any] = answer.json() if answer.content else {}
+        except ValueError:  # e.g. a proxy's HTML error page
+            body = {}
         if answer.status_code >= 400:
-            message = body.get("error", {}).get("message", answer.reason_phrase)
-            raise ProviderError(f"Stripe refused: {message}")
+            details = body.get("error")
+            message = details.get("message") if isinstance(details, dict) else None
+            text = f"Stripe answered {answer.status_code}: {message or answer.reason_phrase}"
+            retryable = answer.status_code >= 500 or answer.status_code in _RETRYABLE
+            raise ProviderError(text) if retryable else ProviderRefused(text)
+        if not isinstance(body, dict):
+            raise ProviderError(f"Stripe answered {answer.status_code} without a JSON object")
         return body
 
     @staticmethod

@@ -25,7 +25,7 @@ from application.payments import release_cancelled_order, settle_order_payment_s
 from application.returns import refund_return
 from application.settings import Settings
 from application.store import EventStore, UnitOfWork
-from application.stripe import ProviderError, StripeGateway
+from application.stripe import ProviderError, ProviderRefused, StripeGateway
 from domain.errors import DomainError
 from domain.orders import Order
 from domain.payments import Payment
@@ -101,8 +101,10 @@ def run_once(
         event = store.app.mapper.to_domain_event(notification)
         try:
             react(store, event, notification.id, stripe)
+        except ProviderRefused as error:  # asking again would get the same answer
+            log.error("process manager skipped position %d: %s", notification.id, error)
         except ProviderError:
-            raise  # the provider is down: try the same event again later
+            raise  # the provider is down or busy: try the same event again later
         except DomainError as error:
             log.error("process manager skipped position %d: %s", notification.id, error)
         position = notification.id

@@ -325,3 +325,23 @@ def test_a_replacement_order_is_paid_once_the_rest_after_credit_is_captured(
     shop.run_process_manager()
     stored = shop.stored_order(replacement)
     assert (stored.payment_status, stored.status) == ("paid", "confirmed")
+
+
+def test_a_refund_stripe_refuses_does_not_hold_up_the_reactions_after_it(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    shop.run_process_manager()
+    order = shop.order((shop.product(500), 2))
+    payment = shop.paid_by(order["id"], provider="stripe")
+    shop.ok(shop.api.post(f"/payments/{payment['id']}/capture"))
+    intent = payment["providerReference"]
+    # Refunded in Stripe's dashboard: Stripe will refuse our refund of the cancellation (400).
+    total = order["total"]["amount"]
+    shop.stripe.refunds["re_dashboard"] = {"amount": total, "payment_intent": intent}
+    shop.cancel(order["id"])
+    later = shop.order((shop.product(700), 1))
+    shop.ok(shop.api.post(f"/payments/{shop.paid_by(later['id'])['id']}/capture"))
+
+    shop.run_process_manager()  # before: ProviderError, raised again on every attempt
+    assert "Stripe answered 400" in caplog.text
+    assert shop.stored_order(later["id"]).payment_status == "paid"  # reactions went on

@@ -51,6 +51,18 @@ def wait_until_caught_up(url: str, store: EventStore, timeout: float = 60) -> in
     return position
 
 
+def wait_until_quiet(url: str, store: EventStore, quiet: float = 1.0, timeout: float = 60) -> int:
+    """Block until the live projector applied everything stored and nothing more was stored for
+    `quiet` seconds: the process managers' reactions to the last commands are in too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        position = wait_until_caught_up(url, store, timeout)
+        time.sleep(quiet)
+        if store.max_position() == position:
+            return position
+        assert time.monotonic() < deadline, "events kept arriving"
+
+
 class Reader(threading.Thread):
     """Reads the live tables over and over, as the API does, noting anything wrong."""
 
@@ -157,7 +169,7 @@ def test_a_rebuild_under_load_switches_without_readers_noticing(
         stop.set()
         for writer in writers:
             writer.join()
-        wait_until_caught_up(url, store)
+        wait_until_quiet(url, store)
     finally:
         stop.set()
         reader.stop.set()

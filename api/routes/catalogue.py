@@ -24,6 +24,7 @@ from application.catalogue import (
 from application.context import CommandContext
 from application.permissions import Permission, allows
 from application.store import EventStore
+from domain.catalogue import ProductStatus
 from projections.paging import parse_page
 from projections.product_queries import (
     PRODUCT_SORTS,
@@ -58,7 +59,7 @@ class ProductController(Controller):
         reader: AsyncConnection[Any],
         q: str | None = None,
         category: str | None = None,
-        status: str | None = None,
+        status: ProductStatus | None = None,
         low_stock: Annotated[bool, Parameter(query="lowStock")] = False,
         sort: str | None = None,
         cursor: str | None = None,

@@ -27,6 +27,7 @@ from application.orders import (
 )
 from application.permissions import Permission
 from application.store import EventStore
+from domain.orders import OrderStatus
 from projections.order_queries import (
     ORDER_SORTS,
     OrderPage,
@@ -58,7 +59,7 @@ class OrderController(Controller):
     async def index(
         self,
         reader: AsyncConnection[Any],
-        status: str | None = None,
+        status: OrderStatus | None = None,
         customer_id: Annotated[UUID | None, Parameter(query="customerId")] = None,
         start: Annotated[datetime | None, Parameter(query="from")] = None,
         end: Annotated[datetime | None, Parameter(query="to")] = None,

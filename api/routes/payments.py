@@ -34,6 +34,7 @@ from application.payments import (
 from application.permissions import Permission
 from application.store import EventStore
 from application.stripe import StripeGateway, verify_signature
+from domain.payments import PaymentStatus
 from projections.payment_queries import PaymentView, list_payments, reconciliation
 
 
@@ -101,7 +102,7 @@ class PaymentController(Controller):
         self,
         reader: AsyncConnection[Any],
         order_id: Annotated[UUID | None, Parameter(query="orderId")] = None,
-        status: str | None = None,
+        status: PaymentStatus | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         """Payments, newest first."""

@@ -29,7 +29,7 @@ from application.returns import (
 )
 from application.store import EventStore
 from application.stripe import StripeGateway
-from domain.returns import Return
+from domain.returns import Return, ReturnStatus
 from projections.return_queries import (
     ReturnItemView,
     ReturnRate,
@@ -92,7 +92,7 @@ class ReturnController(Controller):
         self,
         reader: AsyncConnection[Any],
         order_id: Annotated[UUID | None, Parameter(query="orderId")] = None,
-        status: str | None = None,
+        status: ReturnStatus | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         """Returns, newest first."""

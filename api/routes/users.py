@@ -23,7 +23,7 @@ from application.identity import (
 )
 from application.permissions import Permission
 from application.store import EventStore
-from domain.identity import User
+from domain.identity import Role, User
 from projections.paging import parse_page
 from projections.user_queries import USER_SORTS, UserPage, UserView, get_user, list_users
 
@@ -64,7 +64,7 @@ class UserController(Controller):
         self,
         reader: AsyncConnection[Any],
         q: str | None = None,
-        role: str | None = None,
+        role: Role | None = None,
         active: bool | None = None,
         sort: str | None = None,
         cursor: str | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
@@ -9,11 +10,19 @@ import msgspec
 
 from application.context import CommandContext
 from application.store import EventStore, Outcome, UnitOfWork
-from application.stripe import IntentState, ProviderNotConfigured, StripeGateway
-from domain.errors import Conflict, InvalidValue
+from application.stripe import (
+    IntentState,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderRefused,
+    StripeGateway,
+)
+from domain.errors import Conflict, DomainError, InvalidValue
 from domain.orders import Order
 from domain.payments import Payment, amount_due, check_capture_for_order, settle
 from domain.values import Money
+
+log = logging.getLogger(__name__)
 
 
 class Checkout(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
@@ -302,13 +311,20 @@ def release_cancelled_order(
         return []
     outcomes = []
     for payment in _payments(unit, order):
-        if payment.net.amount > 0:
-            # Named by what was captured: a capture recorded after this refund gets its own.
-            refund_id = f"cancel:{order_id}:{payment.id}:{payment.captured.amount}"
-            refund = RefundPayment(amount=payment.net, reason="order cancelled")
-            outcomes.append(
-                refund_payment(store, context, payment.id, refund, stripe, refund_id=refund_id)
-            )
-        elif payment.voidable:
-            outcomes.append(void_payment(store, context, payment.id, stripe))
+        try:
+            if payment.net.amount > 0:
+                # Named by what was captured: a capture recorded after this refund gets its own.
+                refund_id = f"cancel:{order_id}:{payment.id}:{payment.captured.amount}"
+                refund = RefundPayment(amount=payment.net, reason="order cancelled")
+                outcomes.append(
+                    refund_payment(store, context, payment.id, refund, stripe, refund_id=refund_id)
+                )
+            elif payment.voidable:
+                outcomes.append(void_payment(store, context, payment.id, stripe))
+        except ProviderRefused as refused:  # asking again would get the same answer
+            log.error("payment %s of cancelled order %s: %s", payment.id, order_id, refused)
+        except ProviderError:
+            raise  # not now: the whole reaction runs again later (each step is idempotent)
+        except DomainError as refused:  # e.g. changed meanwhile: the others still go back
+            log.error("payment %s of cancelled order %s: %s", payment.id, order_id, refused)
     return outcomes

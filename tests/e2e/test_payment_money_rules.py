@@ -345,3 +345,21 @@ def test_a_refund_stripe_refuses_does_not_hold_up_the_reactions_after_it(
     shop.run_process_manager()  # before: ProviderError, raised again on every attempt
     assert "Stripe answered 400" in caplog.text
     assert shop.stored_order(later["id"]).payment_status == "paid"  # reactions went on
+
+
+def test_one_refused_refund_does_not_keep_a_cancelled_orders_other_payments(shop: Shop) -> None:
+    shop.run_process_manager()
+    order = shop.order((shop.product(500), 2))
+    first = shop.paid_by(order["id"], provider="stripe")
+    half = {"amount": {"amount": 500, "currency": "EUR"}}
+    shop.ok(shop.api.post(f"/payments/{first['id']}/capture", json=half))  # Stripe frees the rest
+    second = shop.paid_by(order["id"], provider="stripe")
+    shop.ok(shop.api.post(f"/payments/{second['id']}/capture"))
+    # The first was refunded in Stripe's dashboard: Stripe refuses our refund of it.
+    intent = first["providerReference"]
+    shop.stripe.refunds["re_dashboard_first"] = {"amount": 500, "payment_intent": intent}
+    shop.cancel(order["id"])
+
+    shop.run_process_manager()
+    assert [r["amount"] for r in shop.refunds_of(second)] == [second["amount"]["amount"]]
+    assert shop.payment(second["id"]).status == "refunded"

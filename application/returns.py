@@ -10,7 +10,7 @@ import msgspec
 from application.context import CommandContext
 from application.inventory import stock_item_for
 from application.orders import OrderItem, PlaceOrder, next_order_number, placed_order
-from application.payments import RefundPayment, refund_payment, settle_order_payment_status
+from application.payments import RefundPayment, refund_payment
 from application.store import EventStore, Outcome, UnitOfWork
 from application.stripe import StripeGateway
 from domain.catalogue import Product
@@ -151,53 +151,66 @@ def refund_return(
 ) -> Outcome[Return]:
     """Refund the value of the units received and not refunded yet, from the order's payments.
 
-    The money moves first (each payment's refund idempotent by an id that names the return
-    and what it had refunded before), then the return and the order record it in one save. A
-    call that runs while another records the same units finds nothing left and changes
-    nothing; a call that failed after refunding is completed by running it again.
+    Three steps, each safe to repeat: the refund is decided and saved as under way (the
+    order credited with its units in the same save: two calls cannot decide two refunds for
+    the same units); the money moves, each payment's share under an id that names the return
+    and the refund (a repeat finds it and pays nothing more); the refund is recorded. A call
+    that finds a refund under way completes it, so a failure after any step is completed by
+    running the command again (the process manager does, for units that arrive).
     """
-    unit = UnitOfWork(store.app)
-    rma = unit.get(Return, return_id)
-    rma.check_refundable()
-    order = unit.get(Order, rma.order_id)
-    units = order.uncredited(rma.id, rma.received)
-    if not units:
-        raise Conflict("nothing received is left to refund")
-    due = order.return_value(units)
-    remaining = due.amount
-    for payment_id in order.payment_ids:
-        payment = unit.get(Payment, payment_id)
-        share = min(remaining, payment.net.amount)
-        if share <= 0:
-            continue
-        refund_payment(
-            store,
-            context,
-            payment.id,
-            RefundPayment(amount=Money(share, order.currency), reason=f"return {rma.id}"),
-            stripe,
-            refund_id=f"return:{rma.id}:{rma.refunded_amount}:{payment.id}",
-        )
-        remaining -= share
-        if remaining == 0:
-            break
-    if remaining:
-        raise Conflict(
-            f"the order's payments can refund only {due.amount - remaining} of {due.amount}"
-        )
 
-    def decide(unit: UnitOfWork) -> Return:
-        unit.prefetch([return_id, order.id])  # both as of one moment
+    def start(unit: UnitOfWork) -> Return:
         rma = unit.get(Return, return_id)
-        order_now = unit.get(Order, order.id)
-        if order_now.uncredited(rma.id, units) != units:
-            return rma  # recorded by a concurrent call that refunded the same units
-        order_now.credit_return(rma.id, units, due)
-        settled = not order_now.uncredited(rma.id, rma.received)
-        rma.record_refund(due.amount, all_received_refunded=settled)
+        if rma.refund_under_way is None:
+            rma.check_refundable()
+            order = unit.get(Order, rma.order_id)
+            amount = order.credit_return(rma.id, rma.received, rma.refunded_amount)
+            rma.start_refund(amount.amount)
         return rma
 
-    return store.execute(context, decide)
+    started = store.execute(context, start).value
+    assert started.refund_under_way is not None
+    _pay_back(store, context, started, started.refund_under_way, stripe)
+
+    def finish(unit: UnitOfWork) -> Return:
+        rma = unit.get(Return, return_id)
+        # What was refunded before names the refund under way: a call running beside this one
+        # may have recorded this one already, and started the next.
+        if rma.refund_under_way is not None and rma.refunded_amount == started.refunded_amount:
+            order = unit.get(Order, rma.order_id)
+            settled = not order.uncredited(rma.id, rma.received)
+            rma.record_refund(all_received_refunded=settled)
+        return rma
+
+    return store.execute(context, finish)
+
+
+def _pay_back(
+    store: EventStore,
+    context: CommandContext,
+    rma: Return,
+    amount: int,
+    stripe: StripeGateway | None,
+) -> None:
+    """Refund `amount` from the order's payments in turn; what a payment already refunded
+    under this refund's id counts, and is not paid again."""
+    unit = UnitOfWork(store.app)
+    order = unit.get(Order, rma.order_id)
+    remaining = amount
+    for payment_id in order.payment_ids:
+        payment = unit.get(Payment, payment_id)
+        refund_id = f"return:{rma.id}:{rma.refunded_amount}:{payment.id}"
+        done = payment.refunded_under(refund_id)
+        share = done.amount if done is not None else min(remaining, payment.net.amount)
+        if share <= 0:
+            continue
+        if done is None:
+            refund = RefundPayment(amount=Money(share, order.currency), reason=f"return {rma.id}")
+            refund_payment(store, context, payment.id, refund, stripe, refund_id=refund_id)
+        remaining -= share
+        if remaining <= 0:
+            return
+    raise Conflict(f"the order's payments can refund only {amount - remaining} of {amount}")
 
 
 def exchange_return(
@@ -231,9 +244,7 @@ def exchange_return(
         rma.check_exchangeable()
         original = unit.get(Order, rma.order_id)
         placed = placed_order(unit, replacement, number)
-        units = original.uncredited(rma.id, rma.received)
-        credit = original.return_value(units)
-        original.credit_return(rma.id, units, credit)
+        credit = original.credit_return(rma.id, rma.received, rma.refunded_amount)
         covered = min(credit.amount, placed.total.amount)
         if covered > 0:
             placed.apply_credit(Money(covered, original.currency), f"return {rma.id}")
@@ -248,10 +259,7 @@ def exchange_return(
             surplus.append((payer.id, refund))
         return rma
 
-    outcome = store.execute(context, decide)
-    replacement_id = outcome.value.replacement_order_id
-    if replacement_id is not None:  # paid by the credit, wholly or in part, at once
-        settle_order_payment_status(store, context, replacement_id)
+    outcome = store.execute(context, decide)  # the process manager settles the replacement
     for payment_id, refund in surplus:
         refund_payment(
             store,

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import IllegalTransition, InvalidValue
+from domain.errors import Conflict, IllegalTransition, InvalidValue
 from domain.values import Money, positive_quantity, required_text
 
 OrderStatus = Literal["pending", "confirmed", "processing", "shipped", "delivered", "cancelled"]
@@ -379,38 +379,57 @@ class Order(Aggregate):
         left = {p: q - credited.get(p, 0) for p, q in received.items()}
         return {product: quantity for product, quantity in left.items() if quantity > 0}
 
+    def _credited_units(self) -> dict[UUID, int]:
+        """Units of all returns whose value went back, per product."""
+        units: dict[UUID, int] = {}
+        for credited in self.credited.values():
+            for product_id, quantity in credited.items():
+                units[product_id] = units.get(product_id, 0) + quantity
+        return units
+
     def return_value(self, items: dict[UUID, int]) -> Money:
         """What returned units are worth to the customer, tax included: the value of every
         unit credited so far and these, less the value of those credited before. Tax is
         rounded on the order's whole, so returns taken one by one add up to exactly what the
         units cost together, and all of an order's units to its total, never more."""
-        before: dict[UUID, int] = {}
-        for credited in self.credited.values():
-            for product_id, quantity in credited.items():
-                before[product_id] = before.get(product_id, 0) + quantity
+        before = self._credited_units()
         after = dict(before)
         for product_id, quantity in items.items():
             after[product_id] = after.get(product_id, 0) + quantity
         return self.value_of(after) - self.value_of(before)
 
-    def credit_return(self, return_id: UUID, items: dict[UUID, int], amount: Money) -> None:
-        """Record that `amount` went back to the customer for these units of a return."""
-        returned = self.returned
+    def credit_return(
+        self, return_id: UUID, received: dict[UUID, int], refunded_before: int
+    ) -> Money:
+        """Credit the customer with the units a return received whose value has not gone
+        back yet, and say what they are worth (`return_value`).
+
+        A return refunded before the order kept count of credited units (money went back, no
+        units recorded) is valued as it was then: all it received, less what was refunded.
+        """
+        if return_id not in self.credited and refunded_before > 0:
+            items = {p: q for p, q in received.items() if q > 0}
+            amount = self.value_of(items) - Money(refunded_before, self.currency)
+            if amount.amount <= 0:
+                items = {}  # all it received went back then
+        else:
+            items = self.uncredited(return_id, received)
+            amount = self.return_value(items)
+        if not items or amount.amount < 0:
+            raise Conflict("nothing received is left to credit")
+        credited, returned = self._credited_units(), self.returned
         for product_id, quantity in items.items():
-            positive_quantity(quantity, "items.quantity")
-            credited = sum(c.get(product_id, 0) for c in self.credited.values())
-            if credited + quantity > returned.get(product_id, 0):
+            if credited.get(product_id, 0) + quantity > returned.get(product_id, 0):
                 raise InvalidValue(
                     "items.quantity", f"only {returned.get(product_id, 0)} units are returned"
                 )
-        if amount.currency != self.currency or amount.amount < 0:
-            raise InvalidValue("amount", f"an amount in {self.currency}, not negative")
         self.trigger_event(
             self.ReturnCredited,
             return_id=return_id,
             items=[ShipmentItem(product_id=p, quantity=q) for p, q in items.items()],
             amount=amount,
         )
+        return amount
 
     def apply_credit(self, amount: Money, reason: str) -> None:
         """Lower what the customer owes (e.g. returned goods counted towards an exchange)."""

@@ -243,6 +243,10 @@ class Payment(Aggregate):
         self.trigger_event(self.Captured, amount=amount)
         return amount
 
+    def refunded_under(self, refund_id: str) -> Money | None:
+        """What the refund with this id gave back, if it is recorded."""
+        return next((r.amount for r in self.refunds if r.refund_id == refund_id), None)
+
     def knows_refund(self, reference: str) -> bool:
         """Whether a refund with this id or provider reference is recorded."""
         return any(reference in (r.refund_id, r.provider_reference) for r in self.refunds)

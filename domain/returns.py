@@ -64,6 +64,7 @@ class Return(Aggregate):
         self.status: ReturnStatus = "requested"
         self.received: dict[UUID, int] = {}
         self.refunded_amount = 0
+        self.refund_under_way: int | None = None  # started, its money not all confirmed back
         self.replacement_order_id: UUID | None = None
 
     @classmethod
@@ -126,10 +127,17 @@ class Return(Aggregate):
                 rma.received[item.product_id] = rma.received.get(item.product_id, 0) + item.quantity
             rma.status = "partially_received" if rma.outstanding() else "received"
 
+    class RefundStarted(Aggregate.Event):
+        amount: int
+
+        def apply(self, rma: Return) -> None:
+            rma.refund_under_way = self.amount
+
     class Refunded(Aggregate.Event):
         amount: int
 
         def apply(self, rma: Return) -> None:
+            rma.refund_under_way = None
             rma.refunded_amount += self.amount
             # A refund of the units back so far leaves the rest expected.
             rma.status = "partially_received" if rma.outstanding() else "refunded"
@@ -192,14 +200,23 @@ class Return(Aggregate):
             raise IllegalTransition("this return is resolved by a refund")
         self._require("exchange", "received")
 
-    def record_refund(self, amount: int, *, all_received_refunded: bool = True) -> None:
-        """Money for received units went back; closes once everything is back and every unit
-        received is refunded (units that arrive while a refund is under way are refunded
-        next, by a refund of their own)."""
+    def start_refund(self, amount: int) -> None:
+        """Decide a refund of `amount` for units received (before any money moves): one at a
+        time, so that every attempt to pay it, however often repeated, pays the same."""
         self.check_refundable()
+        if self.refund_under_way is not None:
+            raise IllegalTransition("a refund of this return is under way")
         if amount <= 0:
             raise InvalidValue("amount", "nothing to refund")
-        self.trigger_event(self.Refunded, amount=amount)
+        self.trigger_event(self.RefundStarted, amount=amount)
+
+    def record_refund(self, *, all_received_refunded: bool = True) -> None:
+        """The refund under way went back; closes once everything is back and every unit
+        received is refunded (units that arrive while a refund is under way are refunded
+        next, by a refund of their own)."""
+        if self.refund_under_way is None:
+            raise IllegalTransition("no refund of this return is under way")
+        self.trigger_event(self.Refunded, amount=self.refund_under_way)
         if not self.outstanding() and all_received_refunded:
             self.trigger_event(self.Closed)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from strategies import in_memory_application, replay, save_and_reload, state_of
 
-from domain.errors import DomainError
+from domain.errors import DomainError, IllegalTransition
 from domain.orders import Order, OrderLine
 from domain.returns import Return, ReturnItem
 from domain.values import Money
@@ -74,7 +75,10 @@ class ReturnMachine(RuleBasedStateMachine):
     @rule(
         data=st.data(),
         action=st.sampled_from(
-            ["approve", "reject", "cancel", "receive", "receive_one", "refund", "exchange"]
+            [
+                *["approve", "reject", "cancel", "receive", "receive_one"],
+                *["start_refund", "refund", "exchange"],
+            ]
         ),
     )
     def act(self, data: st.DataObject, action: str) -> None:
@@ -87,7 +91,8 @@ class ReturnMachine(RuleBasedStateMachine):
             "cancel": rma.cancel,
             "receive": lambda: rma.receive(None),
             "receive_one": lambda: rma.receive({rma.items[0].product_id: 1}),
-            "refund": lambda: rma.record_refund(100),
+            "start_refund": lambda: rma.start_refund(100),
+            "refund": rma.record_refund,
             "exchange": lambda: rma.record_exchange(uuid4(), 0),
         }
         status = rma.status
@@ -142,11 +147,13 @@ def _three_units_approved() -> Return:
 def test_the_rest_arrives_after_a_refund_of_the_first_units() -> None:
     rma = _three_units_approved()
     rma.receive({PRODUCTS[0]: 1})
-    rma.record_refund(100)
+    rma.start_refund(100)
+    rma.record_refund()
     assert (rma.status, rma.refunded_amount) == ("partially_received", 100)
     rma.receive(None)
     assert rma.status == "received"
-    rma.record_refund(200)
+    rma.start_refund(200)
+    rma.record_refund()
     assert (rma.status, rma.refunded_amount) == ("closed", 300)
 
 
@@ -154,11 +161,25 @@ def test_units_arriving_while_a_refund_is_under_way_keep_the_return_open() -> No
     rma = _three_units_approved()
     rma.receive({PRODUCTS[0]: 1})
     rma.receive(None)  # the rest arrives before the first unit's refund is recorded
-    rma.record_refund(100, all_received_refunded=False)
+    rma.start_refund(100)
+    rma.record_refund(all_received_refunded=False)
     assert (rma.status, rma.refunded_amount) == ("refunded", 100)
-    rma.record_refund(200)  # the units that came meanwhile
+    rma.start_refund(200)  # the units that came meanwhile
+    rma.record_refund()
     assert (rma.status, rma.refunded_amount) == ("closed", 300)
 
 
 TestReturnMachine = ReturnMachine.TestCase
 TestReturnMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+def test_one_refund_at_a_time_and_only_what_was_started_is_recorded() -> None:
+    rma = _three_units_approved()
+    rma.receive(None)
+    with pytest.raises(IllegalTransition):
+        rma.record_refund()  # nothing started
+    rma.start_refund(300)
+    with pytest.raises(IllegalTransition):
+        rma.start_refund(300)  # a second decision while the first is under way
+    rma.record_refund()
+    assert (rma.status, rma.refunded_amount, rma.refund_under_way) == ("closed", 300, None)

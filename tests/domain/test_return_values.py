@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.errors import InvalidValue
+from domain.errors import Conflict, InvalidValue
 from domain.orders import Order, OrderLine
 from domain.values import Money
 
@@ -69,7 +69,7 @@ def test_returns_one_by_one_add_up_to_the_total(
         order.open_return(return_id, items)
         value = order.return_value(items)
         assert 0 <= value.amount <= order.value_of(items).amount + 1
-        order.credit_return(return_id, items, value)
+        assert order.credit_return(return_id, items, 0) == value
         credited += value.amount
         assert credited <= order.total.amount
     assert credited == order.total.amount
@@ -82,18 +82,38 @@ def test_the_two_units_of_a_rounded_line_are_worth_the_line_together() -> None:
     product = PRODUCTS[0]
     order.open_return(first, {product: 1})
     order.open_return(second, {product: 1})
-    worth = order.return_value({product: 1})
-    assert worth.amount == 268
-    order.credit_return(first, {product: 1}, worth)
+    assert order.return_value({product: 1}).amount == 268
+    assert order.credit_return(first, {product: 1}, 0).amount == 268
     assert order.return_value({product: 1}).amount == 267
     assert order.uncredited(first, {product: 1}) == {}
     assert order.uncredited(second, {product: 1}) == {product: 1}
 
 
+def test_units_are_credited_once() -> None:
+    order = _shipped_order([2], [100, 0, 0], 0)
+    return_id = uuid4()
+    order.open_return(return_id, {PRODUCTS[0]: 2})
+    assert order.credit_return(return_id, {PRODUCTS[0]: 1}, 0).amount == 100
+    with pytest.raises(Conflict):
+        order.credit_return(return_id, {PRODUCTS[0]: 1}, 0)  # that unit went back already
+    assert order.credit_return(return_id, {PRODUCTS[0]: 2}, 100).amount == 100
+
+
 def test_units_not_under_a_return_cannot_be_credited() -> None:
-    order = _shipped_order([1], [100, 0, 0], 0)
+    order = _shipped_order([2], [100, 0, 0], 0)
     return_id = uuid4()
     order.open_return(return_id, {PRODUCTS[0]: 1})
-    order.credit_return(return_id, {PRODUCTS[0]: 1}, Money(100, "EUR"))
     with pytest.raises(InvalidValue):
-        order.credit_return(return_id, {PRODUCTS[0]: 1}, Money(100, "EUR"))
+        order.credit_return(return_id, {PRODUCTS[0]: 2}, 0)
+
+
+def test_a_return_refunded_before_units_were_counted_is_valued_as_then() -> None:
+    order = _shipped_order([3], [100, 0, 0], 0)
+    return_id = uuid4()
+    order.open_return(return_id, {PRODUCTS[0]: 3})
+    # 2 units refunded (200) when only money was recorded; a third arrives now.
+    assert order.credit_return(return_id, {PRODUCTS[0]: 3}, 200).amount == 100
+    assert order.uncredited(return_id, {PRODUCTS[0]: 3}) == {}
+    other = uuid4()
+    with pytest.raises(Conflict):  # everything it received went back then
+        order.credit_return(other, {PRODUCTS[0]: 1}, 100)

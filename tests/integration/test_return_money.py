@@ -46,6 +46,7 @@ from application.returns import (
     refund_return,
     request_return,
 )
+from application.settings import Settings
 from application.store import EventStore, UnitOfWork
 from domain.errors import Conflict, DomainError, IllegalTransition
 from domain.orders import Order
@@ -54,6 +55,15 @@ from domain.returns import Return
 from domain.values import Money
 
 CONTEXT = CommandContext.system("test")
+
+
+@pytest.fixture(scope="module")
+def store(fresh_settings: Callable[[], Settings]) -> Iterator[EventStore]:
+    """A database of this module's own: no process manager of the session's workers reacts to
+    its returns, so the tests choose who refunds what and when."""
+    opened = EventStore.connect(fresh_settings())
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
@@ -218,3 +228,28 @@ def test_two_exchanges_of_one_return_at_once_place_one_order(store: EventStore) 
     after = stock_item_for(UnitOfWork(store.app), sale.product, sale.location).reserved
     assert after == before + 1  # one replacement unit reserved, not three
     assert sale.load(Return, rma).status == "closed"
+
+
+def test_refunds_racing_receipts_pay_every_unit_once(store: EventStore) -> None:
+    sale = _sale(store, 1000, 4)
+    line = ReturnLine(product_id=sale.product, quantity=4, reason="late", condition="sellable")
+    command = RequestReturn(
+        order_id=sale.order, items=[line], resolution="refund", location_id=sale.location
+    )
+    rma = sale.run(request_return, command).id
+    sale.run(approve_return, rma)
+
+    def receive(units: int) -> Callable[[], Any]:
+        items = [OrderItem(product_id=sale.product, quantity=units)]
+        return lambda: sale.run(receive_return, rma, ReceiveReturn(items=items))
+
+    def refund() -> Any:
+        return sale.run(refund_return, rma, None)
+
+    receive(1)()
+    failures = _at_once(refund, receive(1), refund, receive(2), refund)
+    assert all(f is None or isinstance(f, Conflict | IllegalTransition) for f in failures)
+    while sale.load(Return, rma).status != "closed":
+        refund()  # what the process manager does as units arrive
+    assert sale.refunded() == 4000
+    assert sale.load(Return, rma).refunded_amount == 4000

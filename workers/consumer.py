@@ -76,6 +76,9 @@ async def run_consumer(
             try:
                 messages = await subscription.fetch(FETCH_BATCH, timeout=0.5)
             except (NatsTimeoutError, TimeoutError):
+                # Nothing delivered: what the store holds beyond the position (an event too big
+                # to publish, or everything while the relay is down) is read from there.
+                await _catch_up(projector, connection, js, stop)
                 continue
             batch = [
                 Incoming(

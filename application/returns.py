@@ -17,7 +17,7 @@ from domain.catalogue import Product
 from domain.errors import Conflict, InvalidValue
 from domain.locations import Location
 from domain.orders import Order, merge_lines
-from domain.payments import Payment
+from domain.payments import Payment, refund_shares
 from domain.returns import Return, ReturnItem
 from domain.values import Money
 
@@ -151,66 +151,64 @@ def refund_return(
 ) -> Outcome[Return]:
     """Refund the value of the units received and not refunded yet, from the order's payments.
 
-    Three steps, each safe to repeat: the refund is decided and saved as under way (the
-    order credited with its units in the same save: two calls cannot decide two refunds for
-    the same units); the money moves, each payment's share under an id that names the return
-    and the refund (a repeat finds it and pays nothing more); the refund is recorded. A call
-    that finds a refund under way completes it, so a failure after any step is completed by
-    running the command again (the process manager does, for units that arrive).
+    Each refund goes in three steps, each safe to repeat: it is decided and saved as under
+    way, as what each payment gives back (the order credited with its units in the same save:
+    two calls cannot decide two refunds for the same units; payments that cannot cover it
+    refuse it before anything is saved); the money moves, each share under its own id (a
+    repeat finds it and pays nothing more); the refund is recorded. A call that finds a
+    refund under way completes it first, and a call goes on until every unit received is
+    refunded, so units that arrive while a refund is under way are not left behind.
     """
+    outcome = _refund_once(store, context, return_id, stripe)
+    while _left_to_refund(store, outcome.value):
+        try:
+            outcome = _refund_once(store, context, return_id, stripe)
+        except Conflict:  # a call beside this one took them
+            break
+    return outcome
 
+
+def _left_to_refund(store: EventStore, rma: Return) -> bool:
+    if rma.status == "closed":
+        return False
+    order = UnitOfWork(store.app).get(Order, rma.order_id)
+    return bool(order.uncredited(rma.id, rma.received)) and rma.id in order.credited
+
+
+def _refund_once(
+    store: EventStore, context: CommandContext, return_id: UUID, stripe: StripeGateway | None
+) -> Outcome[Return]:
     def start(unit: UnitOfWork) -> Return:
         rma = unit.get(Return, return_id)
         if rma.refund_under_way is None:
             rma.check_refundable()
             order = unit.get(Order, rma.order_id)
             amount = order.credit_return(rma.id, rma.received, rma.refunded_amount)
-            rma.start_refund(amount.amount)
+            payments = [unit.get(Payment, payment_id) for payment_id in order.payment_ids]
+            rma.start_refund(refund_shares(payments, amount))
         return rma
 
     started = store.execute(context, start).value
-    assert started.refund_under_way is not None
-    _pay_back(store, context, started, started.refund_under_way, stripe)
+    under_way = started.refund_under_way
+    assert under_way is not None
+    for payment_id, share in under_way.shares.items():
+        refund_id = f"{under_way.refund_id}:{payment_id}"
+        payment = UnitOfWork(store.app).get(Payment, payment_id)
+        if not payment.knows_refund(refund_id):
+            amount = Money(share, payment.amount.currency)
+            refund = RefundPayment(amount=amount, reason=f"return {return_id}")
+            refund_payment(store, context, payment_id, refund, stripe, refund_id=refund_id)
 
     def finish(unit: UnitOfWork) -> Return:
         rma = unit.get(Return, return_id)
-        # What was refunded before names the refund under way: a call running beside this one
-        # may have recorded this one already, and started the next.
-        if rma.refund_under_way is not None and rma.refunded_amount == started.refunded_amount:
+        now = rma.refund_under_way
+        if now is not None and now.refund_id == under_way.refund_id:  # else recorded beside
             order = unit.get(Order, rma.order_id)
             settled = not order.uncredited(rma.id, rma.received)
             rma.record_refund(all_received_refunded=settled)
         return rma
 
     return store.execute(context, finish)
-
-
-def _pay_back(
-    store: EventStore,
-    context: CommandContext,
-    rma: Return,
-    amount: int,
-    stripe: StripeGateway | None,
-) -> None:
-    """Refund `amount` from the order's payments in turn; what a payment already refunded
-    under this refund's id counts, and is not paid again."""
-    unit = UnitOfWork(store.app)
-    order = unit.get(Order, rma.order_id)
-    remaining = amount
-    for payment_id in order.payment_ids:
-        payment = unit.get(Payment, payment_id)
-        refund_id = f"return:{rma.id}:{rma.refunded_amount}:{payment.id}"
-        done = payment.refunded_under(refund_id)
-        share = done.amount if done is not None else min(remaining, payment.net.amount)
-        if share <= 0:
-            continue
-        if done is None:
-            refund = RefundPayment(amount=Money(share, order.currency), reason=f"return {rma.id}")
-            refund_payment(store, context, payment.id, refund, stripe, refund_id=refund_id)
-        remaining -= share
-        if remaining <= 0:
-            return
-    raise Conflict(f"the order's payments can refund only {amount - remaining} of {amount}")
 
 
 def exchange_return(

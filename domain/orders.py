@@ -118,6 +118,7 @@ class Order(Aggregate):
         self.returned: dict[UUID, int] = {}  # units under a return (not rejected/cancelled)
         # Units of each return whose value went back to the customer (refunded or credited).
         self.credited: dict[UUID, dict[UUID, int]] = {}
+        self.credited_amount = Money(0, currency)  # what went back for them
         self.credit = Money(0, currency)
 
     @classmethod
@@ -254,6 +255,7 @@ class Order(Aggregate):
             credited = order.credited.setdefault(self.return_id, {})
             for item in self.items:
                 credited[item.product_id] = credited.get(item.product_id, 0) + item.quantity
+            order.credited_amount = order.credited_amount + self.amount
 
     class CreditApplied(Aggregate.Event):
         amount: Money
@@ -417,6 +419,10 @@ class Order(Aggregate):
             amount = self.return_value(items)
         if not items or amount.amount < 0:
             raise Conflict("nothing received is left to credit")
+        # Never more than the order's total in all (returns refunded before units were
+        # counted are valued apart, and could otherwise take a unit of rounding twice).
+        room = self.total.amount - self.credited_amount.amount
+        amount = Money(max(0, min(amount.amount, room)), self.currency)
         credited, returned = self._credited_units(), self.returned
         for product_id, quantity in items.items():
             if credited.get(product_id, 0) + quantity > returned.get(product_id, 0):

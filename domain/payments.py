@@ -243,10 +243,6 @@ class Payment(Aggregate):
         self.trigger_event(self.Captured, amount=amount)
         return amount
 
-    def refunded_under(self, refund_id: str) -> Money | None:
-        """What the refund with this id gave back, if it is recorded."""
-        return next((r.amount for r in self.refunds if r.refund_id == refund_id), None)
-
     def knows_refund(self, reference: str) -> bool:
         """Whether a refund with this id or provider reference is recorded."""
         return any(reference in (r.refund_id, r.provider_reference) for r in self.refunds)
@@ -342,6 +338,24 @@ class Payment(Aggregate):
 def amount_owed(order: Order) -> Money:
     """What the customer pays for the order: its total less credit."""
     return Money(max(order.total.amount - order.credit.amount, 0), order.currency)
+
+
+def refund_shares(payments: Iterable[Payment], amount: Money) -> dict[UUID, int]:
+    """`amount` split over `payments` in turn, none giving back more than it still holds;
+    RefundExceedsCaptured when together they cannot."""
+    shares: dict[UUID, int] = {}
+    remaining = amount.amount
+    for payment in payments:
+        share = min(remaining, payment.net.amount)
+        if share > 0:
+            shares[payment.id] = share
+            remaining -= share
+    if remaining > 0:
+        raise RefundExceedsCaptured(
+            f"the order's payments can give back only {amount.amount - remaining}"
+            f" of {amount.amount}"
+        )
+    return shares
 
 
 def amount_due(order: Order, payments: Iterable[Payment]) -> Money:

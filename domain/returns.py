@@ -44,6 +44,20 @@ class ReceivedItem:
     quantity: int
 
 
+@dataclass(frozen=True)
+class RefundUnderWay:
+    """A refund decided and not yet recorded as paid: what each payment gives back, under
+    refund ids made of `refund_id` and the payment's id."""
+
+    refund_id: str
+    shares: dict[UUID, int]
+
+    @property
+    def amount(self) -> int:
+        """The whole refund."""
+        return sum(self.shares.values())
+
+
 class Return(Aggregate):
     """A return merchandise authorization for lines of one order."""
 
@@ -64,7 +78,8 @@ class Return(Aggregate):
         self.status: ReturnStatus = "requested"
         self.received: dict[UUID, int] = {}
         self.refunded_amount = 0
-        self.refund_under_way: int | None = None  # started, its money not all confirmed back
+        self.refund_under_way: RefundUnderWay | None = None
+        self.refunds_started = 0
         self.replacement_order_id: UUID | None = None
 
     @classmethod
@@ -128,10 +143,14 @@ class Return(Aggregate):
             rma.status = "partially_received" if rma.outstanding() else "received"
 
     class RefundStarted(Aggregate.Event):
-        amount: int
+        refund_id: str
+        payment_ids: list[UUID]
+        shares: list[int]
 
         def apply(self, rma: Return) -> None:
-            rma.refund_under_way = self.amount
+            shares = dict(zip(self.payment_ids, self.shares, strict=True))
+            rma.refund_under_way = RefundUnderWay(self.refund_id, shares)
+            rma.refunds_started += 1
 
     class Refunded(Aggregate.Event):
         amount: int
@@ -200,15 +219,23 @@ class Return(Aggregate):
             raise IllegalTransition("this return is resolved by a refund")
         self._require("exchange", "received")
 
-    def start_refund(self, amount: int) -> None:
-        """Decide a refund of `amount` for units received (before any money moves): one at a
-        time, so that every attempt to pay it, however often repeated, pays the same."""
+    def start_refund(self, shares: dict[UUID, int]) -> RefundUnderWay:
+        """Decide a refund for units received, as what each payment gives back (before any
+        money moves): one at a time, so that every attempt to pay it, however often repeated,
+        pays the same under the same ids."""
         self.check_refundable()
         if self.refund_under_way is not None:
             raise IllegalTransition("a refund of this return is under way")
-        if amount <= 0:
+        if not shares or any(amount <= 0 for amount in shares.values()):
             raise InvalidValue("amount", "nothing to refund")
-        self.trigger_event(self.RefundStarted, amount=amount)
+        self.trigger_event(
+            self.RefundStarted,
+            refund_id=f"return-refund:{self.id}:{self.refunds_started + 1}",
+            payment_ids=list(shares),
+            shares=list(shares.values()),
+        )
+        assert self.refund_under_way is not None
+        return self.refund_under_way
 
     def record_refund(self, *, all_received_refunded: bool = True) -> None:
         """The refund under way went back; closes once everything is back and every unit
@@ -216,7 +243,7 @@ class Return(Aggregate):
         next, by a refund of their own)."""
         if self.refund_under_way is None:
             raise IllegalTransition("no refund of this return is under way")
-        self.trigger_event(self.Refunded, amount=self.refund_under_way)
+        self.trigger_event(self.Refunded, amount=self.refund_under_way.amount)
         if not self.outstanding() and all_received_refunded:
             self.trigger_event(self.Closed)
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from strategies import in_memory_application, replay, save_and_reload, state_of
 
-from domain.errors import DomainError, IllegalTransition
+from domain.errors import DomainError, IllegalTransition, InvalidValue
 from domain.orders import Order, OrderLine
 from domain.returns import Return, ReturnItem
 from domain.values import Money
@@ -91,7 +91,7 @@ class ReturnMachine(RuleBasedStateMachine):
             "cancel": rma.cancel,
             "receive": lambda: rma.receive(None),
             "receive_one": lambda: rma.receive({rma.items[0].product_id: 1}),
-            "start_refund": lambda: rma.start_refund(100),
+            "start_refund": lambda: rma.start_refund({PAYMENT: 100}),
             "refund": rma.record_refund,
             "exchange": lambda: rma.record_exchange(uuid4(), 0),
         }
@@ -131,6 +131,9 @@ class ReturnMachine(RuleBasedStateMachine):
             assert state_of(save_and_reload(app, rma)) == state_of(rma)
 
 
+PAYMENT = UUID(int=77)
+
+
 def _three_units_approved() -> Return:
     order = _shipped_order()
     rma = Return.request(
@@ -147,12 +150,12 @@ def _three_units_approved() -> Return:
 def test_the_rest_arrives_after_a_refund_of_the_first_units() -> None:
     rma = _three_units_approved()
     rma.receive({PRODUCTS[0]: 1})
-    rma.start_refund(100)
+    rma.start_refund({PAYMENT: 100})
     rma.record_refund()
     assert (rma.status, rma.refunded_amount) == ("partially_received", 100)
     rma.receive(None)
     assert rma.status == "received"
-    rma.start_refund(200)
+    rma.start_refund({PAYMENT: 200})
     rma.record_refund()
     assert (rma.status, rma.refunded_amount) == ("closed", 300)
 
@@ -161,10 +164,10 @@ def test_units_arriving_while_a_refund_is_under_way_keep_the_return_open() -> No
     rma = _three_units_approved()
     rma.receive({PRODUCTS[0]: 1})
     rma.receive(None)  # the rest arrives before the first unit's refund is recorded
-    rma.start_refund(100)
+    rma.start_refund({PAYMENT: 100})
     rma.record_refund(all_received_refunded=False)
     assert (rma.status, rma.refunded_amount) == ("refunded", 100)
-    rma.start_refund(200)  # the units that came meanwhile
+    rma.start_refund({PAYMENT: 200})  # the units that came meanwhile
     rma.record_refund()
     assert (rma.status, rma.refunded_amount) == ("closed", 300)
 
@@ -178,8 +181,24 @@ def test_one_refund_at_a_time_and_only_what_was_started_is_recorded() -> None:
     rma.receive(None)
     with pytest.raises(IllegalTransition):
         rma.record_refund()  # nothing started
-    rma.start_refund(300)
+    rma.start_refund({PAYMENT: 300})
     with pytest.raises(IllegalTransition):
-        rma.start_refund(300)  # a second decision while the first is under way
+        rma.start_refund({PAYMENT: 300})  # a second decision while the first is under way
     rma.record_refund()
     assert (rma.status, rma.refunded_amount, rma.refund_under_way) == ("closed", 300, None)
+    assert rma.refunds_started == 1
+
+
+def test_each_refund_has_its_own_ids_and_shares() -> None:
+    rma = _three_units_approved()
+    rma.receive({PRODUCTS[0]: 1})
+    first = rma.start_refund({PAYMENT: 60, UUID(int=78): 40})
+    assert (first.amount, first.shares) == (100, {PAYMENT: 60, UUID(int=78): 40})
+    rma.record_refund()
+    rma.receive(None)
+    second = rma.start_refund({PAYMENT: 200})
+    assert second.refund_id != first.refund_id
+    other = _three_units_approved()
+    other.receive(None)
+    with pytest.raises(InvalidValue):
+        other.start_refund({PAYMENT: 0})

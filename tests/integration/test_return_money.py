@@ -31,9 +31,11 @@ from application.orders import (
 from application.payments import (
     CapturePayment,
     Checkout,
+    RefundPayment,
     capture_payment,
     checkout,
     confirm_checkout,
+    refund_payment,
 )
 from application.returns import (
     ExchangeReturn,
@@ -50,7 +52,7 @@ from application.settings import Settings
 from application.store import EventStore, UnitOfWork
 from domain.errors import Conflict, DomainError, IllegalTransition
 from domain.orders import Order
-from domain.payments import Payment
+from domain.payments import Payment, RefundExceedsCaptured
 from domain.returns import Return
 from domain.values import Money
 
@@ -249,7 +251,51 @@ def test_refunds_racing_receipts_pay_every_unit_once(store: EventStore) -> None:
     receive(1)()
     failures = _at_once(refund, receive(1), refund, receive(2), refund)
     assert all(f is None or isinstance(f, Conflict | IllegalTransition) for f in failures)
-    while sale.load(Return, rma).status != "closed":
-        refund()  # what the process manager does as units arrive
+    if sale.load(Return, rma).status != "closed":
+        refund()  # the process manager's, for the last receipt
     assert sale.refunded() == 4000
     assert sale.load(Return, rma).refunded_amount == 4000
+    assert sale.load(Return, rma).status == "closed"
+
+
+def test_units_that_arrive_while_a_refund_is_under_way_are_refunded_with_it(
+    store: EventStore,
+) -> None:
+    sale = _sale(store, 1000, 3)
+    line = ReturnLine(product_id=sale.product, quantity=3, reason="late", condition="sellable")
+    command = RequestReturn(
+        order_id=sale.order, items=[line], resolution="refund", location_id=sale.location
+    )
+    rma = sale.run(request_return, command).id
+    sale.run(approve_return, rma)
+    first = [OrderItem(product_id=sale.product, quantity=1)]
+    sale.run(receive_return, rma, ReceiveReturn(items=first))
+
+    def started_then_stopped(unit: UnitOfWork) -> Return:
+        """A refund of the first unit decided and saved by a call that then stopped."""
+        found = unit.get(Return, rma)
+        order = unit.get(Order, found.order_id)
+        amount = order.credit_return(found.id, found.received, found.refunded_amount)
+        found.start_refund({sale.payment: amount.amount})
+        return found
+
+    store.execute(CONTEXT, started_then_stopped)
+    sale.run(receive_return, rma, ReceiveReturn())  # the other two arrive meanwhile
+    sale.run(refund_return, rma, None)  # the process manager's, for their arrival
+    assert sale.refunded() == 3000
+    assert sale.load(Return, rma).refunded_amount == 3000
+    assert sale.load(Return, rma).status == "closed"
+
+
+def test_a_refund_the_payments_cannot_cover_is_refused_before_anything_is_saved(
+    store: EventStore,
+) -> None:
+    sale = _sale(store, 1000, 2)
+    goodwill = RefundPayment(amount=Money(1500, "EUR"), reason="goodwill")
+    sale.run(refund_payment, sale.payment, goodwill, None)  # 500 left to give back
+    rma = sale.returned(1, "refund")
+    with pytest.raises(RefundExceedsCaptured):
+        sale.run(refund_return, rma, None)
+    assert sale.load(Return, rma).refund_under_way is None
+    assert rma not in sale.load(Order, sale.order).credited
+    assert sale.refunded() == 1500

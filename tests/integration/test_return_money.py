@@ -104,8 +104,8 @@ class Sale:
     def load(self, cls: type[Any], aggregate_id: UUID) -> Any:
         return UnitOfWork(self.store.app).get(cls, aggregate_id)
 
-    def returned(self, quantity: int, resolution: Literal["refund", "exchange"]) -> UUID:
-        """A return of `quantity` units, approved and received."""
+    def approved(self, quantity: int, resolution: Literal["refund", "exchange"]) -> UUID:
+        """A return of `quantity` units, approved, nothing received yet."""
         line = ReturnLine(
             product_id=self.product, quantity=quantity, reason="too big", condition="sellable"
         )
@@ -114,8 +114,13 @@ class Sale:
         )
         rma: Return = self.run(request_return, command)
         self.run(approve_return, rma.id)
-        self.run(receive_return, rma.id, ReceiveReturn())
         return rma.id
+
+    def returned(self, quantity: int, resolution: Literal["refund", "exchange"]) -> UUID:
+        """A return of `quantity` units, approved and received."""
+        rma = self.approved(quantity, resolution)
+        self.run(receive_return, rma, ReceiveReturn())
+        return rma
 
     def refunded(self) -> int:
         payment: Payment = self.load(Payment, self.payment)
@@ -234,12 +239,7 @@ def test_two_exchanges_of_one_return_at_once_place_one_order(store: EventStore) 
 
 def test_refunds_racing_receipts_pay_every_unit_once(store: EventStore) -> None:
     sale = _sale(store, 1000, 4)
-    line = ReturnLine(product_id=sale.product, quantity=4, reason="late", condition="sellable")
-    command = RequestReturn(
-        order_id=sale.order, items=[line], resolution="refund", location_id=sale.location
-    )
-    rma = sale.run(request_return, command).id
-    sale.run(approve_return, rma)
+    rma = sale.approved(4, "refund")
 
     def receive(units: int) -> Callable[[], Any]:
         items = [OrderItem(product_id=sale.product, quantity=units)]
@@ -262,12 +262,7 @@ def test_units_that_arrive_while_a_refund_is_under_way_are_refunded_with_it(
     store: EventStore,
 ) -> None:
     sale = _sale(store, 1000, 3)
-    line = ReturnLine(product_id=sale.product, quantity=3, reason="late", condition="sellable")
-    command = RequestReturn(
-        order_id=sale.order, items=[line], resolution="refund", location_id=sale.location
-    )
-    rma = sale.run(request_return, command).id
-    sale.run(approve_return, rma)
+    rma = sale.approved(3, "refund")
     first = [OrderItem(product_id=sale.product, quantity=1)]
     sale.run(receive_return, rma, ReceiveReturn(items=first))
 
